@@ -1,0 +1,3 @@
+from keras_chem.cli.app import main
+
+main()

@@ -1,0 +1,240 @@
+"""`kchem`: train, predict, export and browse datasets from the command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="kchem",
+    help="keras-chem: property prediction for molecules and crystals (Keras 3, TensorFlow or JAX).",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+datasets_app = typer.Typer(help="Browse the dataset registry.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+class Backend(str, Enum):
+    jax = "jax"
+    tensorflow = "tensorflow"
+
+
+BackendOption = typer.Option(None, "--backend", help="Keras backend; set before Keras is imported.")
+
+
+def _set_backend(backend: Backend | None) -> None:
+    if backend is not None:
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != backend.value:
+            raise typer.BadParameter("--backend must be given before Keras is imported")
+        os.environ["KERAS_BACKEND"] = backend.value
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@app.callback()
+def main_callback(backend: Optional[Backend] = BackendOption) -> None:
+    _set_backend(backend)
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def _extra_model_options(args: list[str]) -> dict:
+    """`--embed-dim 64 --positional --no-per-task` → {"embed_dim": "64", "positional": True, "per_task": False}."""
+    options, i = {}, 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            _fail(f"unexpected argument {arg!r}")
+        key = arg[2:].replace("-", "_")
+        if "=" in key:
+            key, value = key.split("=", 1)
+            options[key] = value
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            options[key] = args[i + 1]
+            i += 1
+        elif key.startswith("no_"):
+            options[key[3:]] = False
+        else:
+            options[key] = True
+        i += 1
+    return options
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Model family, e.g. elembert."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset name (see `kchem datasets list`)."),
+    split: Optional[str] = typer.Option(None, help="random | stratified | scaffold | matbench (default: the dataset card's)."),
+    folds: Optional[int] = typer.Option(None, help="K-fold cross-validation: every row is tested once (default 5)."),
+    replicates: Optional[int] = typer.Option(None, help="R independent train/val/test splits instead of folds."),
+    split_sizes: Optional[tuple[float, float, float]] = typer.Option(None, help="Train/val/test fractions (default 0.8 0.1 0.1)."),
+    splits_file: Optional[Path] = typer.Option(None, help="JSON list of {train,val,test} row indices (chemprop format)."),
+    seed: Optional[int] = typer.Option(None, help="Seed for splits, initialisation and shuffling (default 0)."),
+    epochs: Optional[int] = typer.Option(None, help="Maximum epochs (early stopping on validation loss)."),
+    batch_size: Optional[int] = typer.Option(None, help="Batch size."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N rows (smoke runs)."),
+    config: Optional[Path] = typer.Option(None, help="TOML file with these options; flags override it."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<dataset>). Re-running resumes."),
+    backend: Optional[Backend] = BackendOption,
+) -> None:
+    """Train MODEL with k-fold cross-validation (or replicates) and write a run directory.
+
+    Model options are passed as extra flags, e.g. [bold]--embed-dim 64 --layers 4[/].
+    """
+    _set_backend(backend)
+    from keras_chem.data.fetch import DataFileError
+    from keras_chem.models.registry import get_model_family
+    from keras_chem.training import config as run_config
+    from keras_chem.training.runner import RunConfigMismatch, run
+
+    try:
+        family = get_model_family(model)
+        file_options = run_config.read_toml(config) if config else {}
+        cli_options = {
+            "dataset": dataset, "split": split, "folds": folds, "replicates": replicates,
+            "split_sizes": split_sizes, "splits_file": str(splits_file) if splits_file else None,
+            "seed": seed, "epochs": epochs, "batch_size": batch_size, "limit": limit,
+            "out": str(out) if out else None, "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+            **_extra_model_options(ctx.args),
+        }
+        resolved = run_config.resolve(model, family.default_config(), file_options, cli_options)
+        summary = run(resolved)
+    except (KeyError, ValueError, FileNotFoundError, DataFileError, RunConfigMismatch) as error:
+        _fail(str(error).strip("'\""))
+    _print_summary(summary, resolved.out)
+
+
+HEADLINE_METRICS = ("roc_auc", "pr_auc", "pooled_onehot_auc", "accuracy", "balanced_accuracy", "mae", "rmse", "r2")
+
+
+def _print_summary(summary: dict, out: str) -> None:
+    table = Table(title=f"{summary['model']} on {summary['dataset']} ({summary['n_splits']} splits)")
+    table.add_column("metric")
+    table.add_column("mean ± std", justify="right")
+    for name, value in summary["metrics"].items():
+        if name in HEADLINE_METRICS:
+            table.add_row(name, f"{value['mean']:.4f} ± {value['std']:.4f}")
+    out_console.print(table)
+    out_console.print(f"results: {out}/summary.json, {out}/report.md")
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="A finished `kchem train` run directory."),
+    input: Path = typer.Option(..., "--input", help="CSV with a SMILES or formula column, or a CIF/POSCAR/extxyz file."),
+    output: Optional[Path] = typer.Option(None, help="Where to write predictions (default <input>.predictions.csv)."),
+    column: Optional[str] = typer.Option(None, help="Input column (default: 'smiles', 'formula' or 'composition', else the first)."),
+    backend: Optional[Backend] = BackendOption,
+) -> None:
+    """Predict with the averaged fold models; rows that cannot be featurized get a reason."""
+    _set_backend(backend)
+    import json
+
+    import pandas as pd
+
+    from keras_chem.inference import predict as run_predict
+    from keras_chem.io import atomic_write_text
+
+    if not (run_dir / "model_info.json").exists():
+        _fail(f"{run_dir} is not a finished run directory (no model_info.json)")
+    kind = json.loads((run_dir / "model_info.json").read_text())["input_kind"]
+    if input.suffix.lower() in {".csv", ".gz"} or input.name.endswith(".csv.gz"):
+        table = pd.read_csv(input, dtype=str, keep_default_na=False)
+        name = column or next((c for c in table.columns if c.lower() in {"smiles", "formula", "composition"}), table.columns[0])
+        if name not in table.columns:
+            _fail(f"no column {name!r} in {input}; columns: {', '.join(table.columns)}")
+        values = table[name].tolist()
+    else:
+        from keras_chem.structures.crystals import read_structures
+
+        values = read_structures(input)
+        table = pd.DataFrame({"structure": [f"{input.name}#{i}" for i in range(len(values))]})
+    frame = run_predict(run_dir, **{_INPUT_ARGUMENT[kind]: values})
+    result = pd.concat([table.reset_index(drop=True), frame], axis=1)
+    output = output or input.with_name(input.name.split(".")[0] + ".predictions.csv")
+    atomic_write_text(output, result.to_csv(index=False))
+    n_failed = int((frame["reason"] != "").sum())
+    out_console.print(f"{len(frame) - n_failed} predicted, {n_failed} could not be featurized → {output}")
+
+
+_INPUT_ARGUMENT = {"smiles": "smiles", "structure": "structures", "composition": "compositions"}
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A finished `kchem train` run directory."),
+    out: Path = typer.Option(..., "--out", help="Directory for the TensorFlow SavedModel."),
+    backend: Optional[Backend] = BackendOption,
+) -> None:
+    """Export the fold-averaged model as a TensorFlow SavedModel (`serve` signature)."""
+    _set_backend(backend)
+    from keras_chem.export import export_saved_model
+
+    try:
+        path = export_saved_model(run_dir, out)
+    except FileNotFoundError as error:
+        _fail(str(error))
+    out_console.print(f"SavedModel written to {path}")
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """Name, size, task, targets and local availability of every dataset."""
+    from keras_chem.data.fetch import is_available
+    from keras_chem.data.registry import list_cards
+
+    table = Table()
+    for column in ("name", "input", "task", "targets", "size", "local"):
+        table.add_column(column)
+    for card in list_cards():
+        size = sum(f.size or 0 for f in card.files)
+        targets = ", ".join(card.targets) if len(card.targets) <= 3 else f"{len(card.targets)} targets"
+        table.add_row(
+            card.name, card.input, card.task, targets, f"{size / 1e6:.2f} MB",
+            "[green]yes[/]" if is_available(card) else "[red]no[/]",
+        )
+    out_console.print(table)
+
+
+@datasets_app.command("info")
+def datasets_info(name: str = typer.Argument(..., help="Dataset name.")) -> None:
+    """Show a dataset's card."""
+    from dataclasses import asdict
+
+    from keras_chem.data.fetch import is_available
+    from keras_chem.data.registry import get_card
+
+    try:
+        card = get_card(name)
+    except KeyError as error:
+        _fail(str(error).strip("'\""))
+    for key, value in asdict(card).items():
+        if key == "files":
+            for spec in value:
+                out_console.print(f"[bold]file[/]: {spec['path']}  sha256 {spec['sha256']}  {spec.get('size') or '?'} bytes")
+                out_console.print(f"      source: {spec['url']}")
+        elif value not in (None, "", [], ()):
+            out_console.print(f"[bold]{key}[/]: {value}")
+    out_console.print(f"[bold]available locally[/]: {'yes' if is_available(card) else 'no'}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

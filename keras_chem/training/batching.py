@@ -1,0 +1,88 @@
+"""Batches of similar-size rows, trimmed to their bucket's size, so padding stays small.
+
+The arrays of a dataset are padded to the dataset's cap; a batch only pays for the
+bucket it falls in. Bucket sizes are few (a geometric ladder), so `jit` compiles a
+handful of shapes, not one per batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def bucket_sizes(cap: int) -> np.ndarray:
+    """Sizes 16, 32, 64, 128, ... below `cap`, then `cap`: at most half of a batch is padding."""
+    sizes, size = [], 16
+    while size < cap:
+        sizes.append(size)
+        size *= 2
+    return np.asarray(sizes + [cap], dtype=np.int64)
+
+
+def plan_batches(row_sizes: np.ndarray, cap: int, batch_size: int, rng: np.random.Generator | None) -> list[tuple[np.ndarray, int]]:
+    """`(rows, size)` per batch; rows shuffled within buckets and batches shuffled when `rng` is given."""
+    ladder = bucket_sizes(cap)
+    order = rng.permutation(len(row_sizes)) if rng is not None else np.arange(len(row_sizes))
+    bucket_of = np.searchsorted(ladder, row_sizes[order], side="left")
+    batches = []
+    for bucket in np.unique(bucket_of):
+        rows = order[bucket_of == bucket]
+        batches += [(rows[i : i + batch_size], int(ladder[bucket])) for i in range(0, len(rows), batch_size)]
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def _py_dataset_class():
+    import keras
+
+    class BucketedBatches(keras.utils.PyDataset):
+        """Keras input: batches of rows trimmed by `trim(arrays, size)` of the preprocessor."""
+
+        def __init__(self, arrays, targets, preprocessor, batch_size, seed=None):
+            super().__init__()
+            self.arrays = arrays
+            self.targets = targets
+            self.preprocessor = preprocessor
+            self.batch_size = batch_size
+            self.seed = seed
+            self.row_sizes = preprocessor.sizes(arrays)
+            self.cap = preprocessor.cap
+            self.epoch = 0
+            self._plan()
+
+        def _plan(self):
+            rng = np.random.default_rng([self.seed, self.epoch]) if self.seed is not None else None
+            self.batches = plan_batches(self.row_sizes, self.cap, self.batch_size, rng)
+
+        def __len__(self):
+            return len(self.batches)
+
+        def __getitem__(self, index):
+            rows, size = self.batches[index]
+            inputs = self.preprocessor.trim({k: v[rows] for k, v in self.arrays.items()}, size)
+            return inputs if self.targets is None else (inputs, self.targets[rows])
+
+        def on_epoch_end(self):
+            if self.seed is not None:
+                self.epoch += 1
+                self._plan()
+
+        def row_order(self) -> np.ndarray:
+            return np.concatenate([rows for rows, _ in self.batches])
+
+    return BucketedBatches
+
+
+def batches(arrays, targets, preprocessor, batch_size, seed=None):
+    """Shuffled (seeded) training batches, or, with `seed=None`, a fixed order for evaluation."""
+    return _py_dataset_class()(arrays, targets, preprocessor, batch_size, seed)
+
+
+def predict(model, arrays, preprocessor, batch_size: int = 256) -> np.ndarray:
+    """`model.predict` over bucketed batches, returned in the rows' original order."""
+    data = batches(arrays, None, preprocessor, batch_size)
+    outputs = np.asarray(model.predict(data, verbose=0))
+    result = np.empty_like(outputs)
+    result[data.row_order()] = outputs
+    return result

@@ -1,0 +1,106 @@
+"""The resolved configuration of one training run: defaults < TOML file < command-line flags."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+# Keys that may change between an interrupted run and its resumption.
+RESUME_IRRELEVANT_KEYS = {"out", "backend"}
+
+SPLIT_METHODS = ("random", "stratified", "scaffold", "matbench")
+
+
+@dataclass
+class RunConfig:
+    model: str
+    dataset: str
+    out: str
+    split: str | None = None
+    folds: int | None = None
+    replicates: int | None = None
+    split_sizes: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    splits_file: str | None = None
+    seed: int = 0
+    limit: int | None = None
+    backend: str | None = None
+    model_config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["split_sizes"] = list(self.split_sizes)
+        return data
+
+
+RUN_KEYS = {f.name for f in fields(RunConfig)} - {"model_config"}
+
+
+def read_toml(path: str | Path) -> dict:
+    """A TOML run file: run options at the top level, model options there too or under `[model]`."""
+    with open(path, "rb") as handle:
+        data = tomllib.load(handle)
+    flat = {k.replace("-", "_"): v for k, v in data.items() if k != "model"}
+    flat.update({k.replace("-", "_"): v for k, v in data.get("model", {}).items()})
+    return flat
+
+
+def resolve(model: str, defaults: dict, file_options: dict, cli_options: dict) -> RunConfig:
+    """Merge model defaults, the TOML file and the flags (flags win); unknown keys are errors."""
+    merged = {**file_options, **{k: v for k, v in cli_options.items() if v is not None}}
+    model_config = dict(defaults)
+    run_options = {}
+    unknown = []
+    for key, value in merged.items():
+        if key in RUN_KEYS:
+            run_options[key] = value
+        elif key in defaults:
+            model_config[key] = _coerce(value, defaults[key])
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) for model {model!r}: {', '.join(sorted(unknown))}; "
+            f"model options are: {', '.join(sorted(defaults))}"
+        )
+    if "dataset" not in run_options:
+        raise ValueError("no dataset given: pass --dataset NAME (see `kchem datasets list`)")
+    if run_options.get("split") and run_options["split"] not in SPLIT_METHODS:
+        raise ValueError(f"unknown split {run_options['split']!r}; choose one of {', '.join(SPLIT_METHODS)}")
+    if run_options.get("folds") and run_options.get("replicates"):
+        raise ValueError("--folds and --replicates exclude each other")
+    if "split_sizes" in run_options:
+        sizes = tuple(float(s) for s in run_options["split_sizes"])
+        if len(sizes) != 3 or abs(sum(sizes) - 1.0) > 1e-6 or min(sizes) < 0:
+            raise ValueError(f"--split-sizes needs three fractions that sum to 1, got {sizes}")
+        run_options["split_sizes"] = sizes
+    run_options.setdefault("out", default_out(model, run_options["dataset"]))
+    return RunConfig(model=model, model_config=model_config, **run_options)
+
+
+def default_out(model: str, dataset: str) -> str:
+    return str(Path("runs") / f"{model}-{dataset}")
+
+
+def _coerce(value, default):
+    """Flags arrive as strings; give them the type of the model default."""
+    if not isinstance(value, str) or isinstance(default, str):
+        return value
+    if isinstance(default, bool):
+        if value.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if value.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"expected true/false, got {value!r}")
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    if default is None:
+        for cast in (int, float):
+            try:
+                return cast(value)
+            except ValueError:
+                pass
+        return None if value.lower() in {"none", "null"} else value
+    return value

@@ -1,0 +1,56 @@
+"""Turns a run's split options into train/val/test splits over the featurized rows."""
+
+from __future__ import annotations
+
+from keras_chem.data.types import Dataset
+from keras_chem.training.config import RunConfig
+
+DEFAULT_FOLDS = 5
+
+
+def make_splits(config: RunConfig, data: Dataset):
+    """Splits as positions into `data`; rows sharing a dedup key never straddle partitions."""
+    from keras_chem.data import splits as S
+    from keras_chem.data.dedup import dataset_group_keys
+    from keras_chem.data.registry import get_card
+
+    card = get_card(config.dataset)
+    if config.splits_file:
+        from keras_chem.training.runner import _file_rows_to_positions
+
+        return _file_rows_to_positions(S.read_splits_file(config.splits_file, int(data.rows.max()) + 1), data)
+
+    method = config.split
+    groups = dataset_group_keys(data)
+    train_size, val_size, _ = config.split_sizes
+    val_fraction = val_size / (train_size + val_size)
+    if method == "matbench":
+        return _matbench(card, data, config.seed, val_fraction, groups)
+    labels = S.stratify_labels(data.targets) if method == "stratified" else None
+    scaffolds = None
+    if method == "scaffold":
+        if data.input_kind != "smiles":
+            raise ValueError(f"the scaffold split needs SMILES; {data.name} holds {data.input_kind} inputs")
+        scaffolds = [S.bemis_murcko_scaffold(smiles) for smiles in data.inputs]
+    if config.replicates:
+        return S.replicate_splits(
+            config.replicates, method=method, seed=config.seed, sizes=config.split_sizes,
+            groups=groups, labels=labels, scaffolds=scaffolds,
+        )
+    return S.kfold_splits(
+        config.folds, method=method, seed=config.seed, groups=groups,
+        labels=labels, scaffolds=scaffolds, val_fraction=val_fraction,
+    )
+
+
+def _matbench(card, data: Dataset, seed: int, val_fraction: float, groups):
+    from keras_chem.data import splits as S
+    from keras_chem.data.fetch import locate
+    from keras_chem.data.registry import get_card
+
+    if not card.matbench_task:
+        raise ValueError(f"{card.name} is not a Matbench task; choose another --split")
+    folds_card = get_card("matbench_splits")
+    folds_file = next(f for f in folds_card.files if "folds" in f.path)
+    test_ids = S.load_matbench_folds(locate(folds_card, folds_file), card.matbench_task)
+    return S.matbench_splits(data.ids, test_ids, seed=seed, val_fraction=val_fraction, groups=groups)

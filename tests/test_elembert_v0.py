@@ -1,0 +1,83 @@
+"""elEmBERT with element (V0) tokens: tokenization, masking of padding, .keras round trip."""
+
+import numpy as np
+import pytest
+
+from keras_chem.featurizers.tokens import CLS_ID, PAD_ID, SEP_ID, Vocabulary, composition_tokens
+from keras_chem.models.base import TaskInfo
+from keras_chem.models.elembert import DEFAULTS, ElembertPreprocessor, build
+
+
+def test_vocabulary_layout():
+    vocabulary = Vocabulary.elements()
+    assert vocabulary.tokens[:4] == ["[PAD]", "[UNK]", "[SEP]", "[CLS]"]
+    assert vocabulary.tokens[-1] == "[MASK]" and vocabulary.mask_id == len(vocabulary) - 1
+    assert vocabulary.encode(["H", "Xx"]) == [CLS_ID, vocabulary.index["H"], 1, SEP_ID]
+
+
+def test_smiles_tokens_have_explicit_hydrogens_and_failures_are_reported():
+    pre = ElembertPreprocessor()
+    features = pre.fit_transform(["a", "b", "c"], ["CCO", "not a smiles", ""], "smiles")
+    assert features.kept.tolist() == [0]
+    assert pre.seq_len == 9 + 2  # ethanol: 2 C, 1 O, 6 H
+    row = features.arrays["tokens"][0]
+    assert row[0] == CLS_ID and row[-1] == SEP_ID
+    assert sorted(pre.vocabulary.tokens[t] for t in row[1:-1]) == sorted(["C", "C", "O"] + ["H"] * 6)
+    assert {s.row_id for s in features.skipped} == {"b", "c"}
+    assert all(s.reason for s in features.skipped)
+
+
+def test_compositions_and_caps():
+    assert composition_tokens("K6 S6")[0].count("K") == 6
+    tokens, reason = composition_tokens("Fe0.62C0.38")
+    assert tokens is None and "non-integer" in reason
+    pre = ElembertPreprocessor(max_atoms=4)
+    features = pre.fit_transform(["x", "y"], ["NaCl", "Fe2O3"], "composition")
+    assert features.kept.tolist() == [0]
+    assert features.skipped[0].reason == "5 atoms, over --max-atoms 4"
+    assert pre.transform(["z"], ["Fe2O3"], "composition").skipped[0].reason == "5 atoms, over --max-atoms 4"
+
+
+def test_padding_never_changes_the_output(tmp_path):
+    import keras
+
+    pre = ElembertPreprocessor()
+    pre.fit_transform(["a"], ["CCCCCCCCCCCC"], "smiles")
+    model = build(DEFAULTS, pre, TaskInfo("classification", ["t"]))
+    short = pre.transform(["a"], ["CCO"], "smiles").arrays
+    p1 = model.predict(short, verbose=0)
+    # change the embedding row of [PAD]: a masked model must not notice
+    embedding = model.get_layer("token_embedding")
+    weights = embedding.get_weights()[0].copy()
+    weights[PAD_ID] += 5.0
+    embedding.set_weights([weights])
+    np.testing.assert_allclose(model.predict(short, verbose=0), p1, atol=1e-6)
+
+    path = tmp_path / "m.keras"
+    model.save(path)
+    from keras_chem import load_model
+
+    reloaded = load_model(path)
+    np.testing.assert_allclose(reloaded.predict(short, verbose=0), p1, atol=1e-6)
+    assert isinstance(reloaded, keras.Model)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression", "multiclass"])
+def test_one_training_step_per_task_type(task):
+    import keras
+
+    from keras_chem.models.heads import loss_for
+
+    pre = ElembertPreprocessor()
+    features = pre.fit_transform([str(i) for i in range(8)], ["CCO", "CC", "C", "O", "N", "CCN", "CO", "OO"], "smiles")
+    info = TaskInfo(task, ["y"], ["a", "b", "c"] if task == "multiclass" else None)
+    y = np.array([[0], [1], [2], [1], [0], [2], [1], [0]], dtype="float32")
+    if task == "classification":
+        y = (y > 0).astype("float32")
+        y[0] = np.nan
+    stats = {"mean": [1.0], "std": [0.8]} if task == "regression" else None
+    model = build(DEFAULTS, pre, info, stats)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss_for(info, stats), jit_compile=True)
+    history = model.fit(features.arrays, y, epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert model.predict(features.arrays, verbose=0).shape == (8, info.n_outputs)
