@@ -19,7 +19,7 @@ SMILES = ["CCO", "c1ccccc1O", "not-a-smiles", "CC(=O)Nc1ccc(O)cc1", ""]
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    config = resolve("elembert", DEFAULTS, {}, {"dataset": "bbbp", "folds": 2, "limit": 120, "epochs": 1, "out": str(out)})
+    config = resolve("elembert", DEFAULTS, {}, {"dataset": "bbbp", "folds": 2, "limit": 120, "epochs": 1, "tokens": "v0", "out": str(out)})
     run(config)
     return out
 

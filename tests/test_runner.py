@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-TINY = ["--limit", "120", "--epochs", "2", "--batch-size", "32", "--seed", "3"]
+TINY = ["--limit", "120", "--epochs", "2", "--batch-size", "32", "--seed", "3", "--tokens", "v0"]
 
 
 def kchem(*args, check=True, **kwargs):
@@ -104,7 +104,7 @@ def test_splits_file_is_used_as_given(tmp_path):
 
 def test_toml_config_with_flags_overriding(tmp_path):
     config = tmp_path / "run.toml"
-    config.write_text('dataset = "bbbp"\nfolds = 2\nlimit = 120\nepochs = 1\n[model]\nembed-dim = 16\nheads = 2\n')
+    config.write_text('dataset = "bbbp"\ntokens = "v0"\nfolds = 2\nlimit = 120\nepochs = 1\n[model]\nembed-dim = 16\nheads = 2\n')
     out = tmp_path / "run"
     kchem("train", "elembert", "--config", str(config), "--epochs", "2", "--out", str(out))
     resolved = json.loads((out / "config.json").read_text())
@@ -121,7 +121,7 @@ def test_unknown_model_option_is_a_clear_error(tmp_path):
 def test_bad_rows_are_skipped_and_reported(tmp_path):
     # Tox21 holds 8 SMILES RDKit rejects; the first 1500 rows contain some of them.
     out = tmp_path / "run"
-    kchem("train", "elembert", "--dataset", "tox21", "--folds", "2", "--limit", "1500", "--epochs", "1", "--out", str(out))
+    kchem("train", "elembert", "--dataset", "tox21", "--tokens", "v0", "--folds", "2", "--limit", "1500", "--epochs", "1", "--out", str(out))
     with open(out / "skipped.csv") as handle:
         skipped = list(csv.DictReader(handle))
     assert skipped, "expected unparseable Tox21 rows in skipped.csv"
@@ -129,3 +129,19 @@ def test_bad_rows_are_skipped_and_reported(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_skipped"] == len(skipped)
     assert summary["n_rows_used"] + len(skipped) == 1500
+
+
+def test_per_task_trains_one_model_per_task(tmp_path):
+    from keras_chem import load_model
+    from keras_chem.models.elembert import DEFAULTS
+    from keras_chem.training.config import resolve
+    from keras_chem.training.runner import run
+
+    out = tmp_path / "run"
+    options = {"dataset": "clintox", "folds": 2, "limit": 150, "epochs": 1, "tokens": "v0", "per_task": True, "out": str(out)}
+    summary = run(resolve("elembert", DEFAULTS, {}, options))
+    assert set(summary["metrics"]["per_task"]) == {"FDA_APPROVED", "CT_TOX"}
+    model = load_model(out / "fold_0" / "model.keras")
+    assert [layer.name for layer in model.layers if layer.name.startswith("task_")] == ["task_0", "task_1"]
+    history = json.loads((out / "fold_0" / "history.json").read_text())
+    assert set(history["per_task"]) == {"FDA_APPROVED", "CT_TOX"}

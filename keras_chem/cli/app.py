@@ -132,6 +132,40 @@ def _print_summary(summary: dict, out: str) -> None:
     out_console.print(f"results: {out}/summary.json, {out}/report.md")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def pretrain(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Model family with a pretraining objective, e.g. elembert."),
+    datasets: str = typer.Option(..., help="Comma-separated dataset names whose inputs (not labels) are used."),
+    out: Optional[Path] = typer.Option(None, help="Output directory (default runs/pretrain-<model>)."),
+    seed: int = typer.Option(0, help="Seed for masking, splits and initialisation."),
+    epochs: Optional[int] = typer.Option(None, help="Maximum epochs (early stopping on validation loss)."),
+    batch_size: Optional[int] = typer.Option(None, help="Batch size."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N rows of each dataset."),
+    backend: Optional[Backend] = BackendOption,
+) -> None:
+    """Self-supervised pretraining (elembert: masked tokens); fine-tune with `train --init OUT`."""
+    _set_backend(backend)
+    from keras_chem.data.fetch import DataFileError
+    from keras_chem.models.registry import get_model_family
+    from keras_chem.training.config import resolve_model_config
+
+    try:
+        family = get_model_family(model)
+        if not hasattr(family, "pretrain"):
+            _fail(f"model {model!r} has no pretraining objective")
+        options = {"epochs": epochs, "batch_size": batch_size, **_extra_model_options(ctx.args)}
+        config = resolve_model_config(model, family.default_config(), options)
+        out = out or Path("runs") / f"pretrain-{model}"
+        info = family.pretrain([d.strip() for d in datasets.split(",") if d.strip()], config, out, seed=seed, limit=limit)
+    except (KeyError, ValueError, FileNotFoundError, DataFileError) as error:
+        _fail(str(error).strip("'\""))
+    out_console.print(
+        f"pretrained on {info['n_sequences']} sequences: masked-token accuracy {info['val_masked_accuracy']:.3f} "
+        f"(validation) → {out}; fine-tune with `kchem train {model} --init {out} ...`"
+    )
+
+
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="A finished `kchem train` run directory."),

@@ -16,6 +16,7 @@ class MaskedBinaryCrossentropy(keras.losses.Loss):
     """Binary cross-entropy on probabilities averaged over the labels that are present."""
 
     def __init__(self, name="masked_binary_crossentropy", **kwargs):
+        kwargs.pop("reduction", None)  # the masked mean is the reduction
         super().__init__(name=name, reduction=None, **kwargs)
 
     def call(self, y_true, y_pred):
@@ -31,6 +32,7 @@ class MaskedMeanSquaredError(keras.losses.Loss):
     """Mean squared error over the targets that are present (targets standardised)."""
 
     def __init__(self, name="masked_mean_squared_error", scale=None, **kwargs):
+        kwargs.pop("reduction", None)  # the masked mean is the reduction
         super().__init__(name=name, reduction=None, **kwargs)
         self.scale = scale
 

@@ -48,21 +48,8 @@ def read_toml(path: str | Path) -> dict:
 def resolve(model: str, defaults: dict, file_options: dict, cli_options: dict) -> RunConfig:
     """Merge model defaults, the TOML file and the flags (flags win); unknown keys are errors."""
     merged = {**file_options, **{k: v for k, v in cli_options.items() if v is not None}}
-    model_config = dict(defaults)
-    run_options = {}
-    unknown = []
-    for key, value in merged.items():
-        if key in RUN_KEYS:
-            run_options[key] = value
-        elif key in defaults:
-            model_config[key] = _coerce(value, defaults[key])
-        else:
-            unknown.append(key)
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) for model {model!r}: {', '.join(sorted(unknown))}; "
-            f"model options are: {', '.join(sorted(defaults))}"
-        )
+    run_options = {k: v for k, v in merged.items() if k in RUN_KEYS}
+    model_config = resolve_model_config(model, defaults, {k: v for k, v in merged.items() if k not in RUN_KEYS})
     if "dataset" not in run_options:
         raise ValueError("no dataset given: pass --dataset NAME (see `kchem datasets list`)")
     if run_options.get("split") and run_options["split"] not in SPLIT_METHODS:
@@ -76,6 +63,16 @@ def resolve(model: str, defaults: dict, file_options: dict, cli_options: dict) -
         run_options["split_sizes"] = sizes
     run_options.setdefault("out", default_out(model, run_options["dataset"]))
     return RunConfig(model=model, model_config=model_config, **run_options)
+
+
+def resolve_model_config(model: str, defaults: dict, options: dict) -> dict:
+    """The model's defaults updated by `options` (typed like the defaults); unknown keys are errors."""
+    unknown = sorted(k for k, v in options.items() if k not in defaults and v is not None)
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) for model {model!r}: {', '.join(unknown)}; model options are: {', '.join(sorted(defaults))}"
+        )
+    return {**defaults, **{k: _coerce(v, defaults[k]) for k, v in options.items() if v is not None}}
 
 
 def default_out(model: str, dataset: str) -> str:

@@ -118,40 +118,25 @@ def featurize_dataset(config: RunConfig, family, dataset: Dataset):
 
 
 def train_fold(config: RunConfig, family, preprocessor, task: TaskInfo, data: Dataset, arrays, split, k: int, fold_dir: Path) -> dict:
-    import keras
-
-    from keras_chem.models.heads import loss_for
-    from keras_chem.training.console import EpochProgress
-
     seed_everything(config.seed + k)
     model_config = config.model_config
     y = data.targets
-    stats = _target_stats(y[split.train]) if task.task == "regression" else None
-    model = family.build(model_config, preprocessor, task, stats)
-    model.compile(optimizer=keras.optimizers.Adam(model_config["learning_rate"]), loss=loss_for(task, stats))
 
     def take(rows):
         return {name: array[rows] for name, array in arrays.items()}
 
-    batch_size = model_config["batch_size"]
     started = time.perf_counter()
-    history = model.fit(
-        batches(take(split.train), y[split.train], preprocessor, batch_size, seed=config.seed + k),
-        validation_data=batches(take(split.val), y[split.val], preprocessor, 256),
-        epochs=model_config["epochs"],
-        verbose=0,
-        callbacks=[
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=model_config["patience"], restore_best_weights=True),
-            EpochProgress(f"fold {k}", model_config["epochs"]),
-        ],
-    )
+    if model_config.get("per_task") and task.task == "classification" and task.n_outputs > 1:
+        model, history = _fit_per_task(config, family, preprocessor, task, take, y, split, k)
+    else:
+        model, history = _fit(config, family, preprocessor, task, take, y, split, k, f"fold {k}")
     train_seconds = time.perf_counter() - started
     predictions = predict_batched(model, take(split.test), preprocessor)
 
     fold_dir.mkdir(parents=True, exist_ok=True)
     _save_model_atomically(model, fold_dir / "model.keras")
     _write_predictions(fold_dir / "test_predictions.csv", data, split.test, predictions, task)
-    val_losses = history.history["val_loss"]
+    val_losses = history["val_loss"]
     metrics = {
         **evaluate(task, y[split.test], predictions),
         "n_train": int(len(split.train)),
@@ -161,9 +146,56 @@ def train_fold(config: RunConfig, family, preprocessor, task: TaskInfo, data: Da
         "best_epoch": int(np.nanargmin(val_losses)) + 1,
         "best_val_loss": float(np.nanmin(val_losses)),
     }
-    atomic_write_json(fold_dir / "history.json", {**history.history, "train_seconds": round(train_seconds, 2)})
+    atomic_write_json(fold_dir / "history.json", {**history, "train_seconds": round(train_seconds, 2)})
     atomic_write_json(fold_dir / "metrics.json", metrics)
     return metrics
+
+
+def _fit(config: RunConfig, family, preprocessor, task: TaskInfo, take, y, split, k: int, label: str):
+    """Build, compile and fit one model; early stopping on validation loss restores the best weights."""
+    import keras
+
+    from keras_chem.models.heads import loss_for
+    from keras_chem.training.console import EpochProgress
+
+    model_config = config.model_config
+    stats = _target_stats(y[split.train]) if task.task == "regression" else None
+    model = family.build(model_config, preprocessor, task, stats)
+    model.compile(optimizer=keras.optimizers.Adam(model_config["learning_rate"]), loss=loss_for(task, stats))
+    history = model.fit(
+        batches(take(split.train), y[split.train], preprocessor, model_config["batch_size"], seed=config.seed + k),
+        validation_data=batches(take(split.val), y[split.val], preprocessor, 256),
+        epochs=model_config["epochs"],
+        verbose=0,
+        callbacks=[
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=model_config["patience"], restore_best_weights=True),
+            EpochProgress(label, model_config["epochs"]),
+        ],
+    )
+    return model, history.history
+
+
+def _fit_per_task(config: RunConfig, family, preprocessor, task: TaskInfo, take, y, split, k: int):
+    """One single-task model per target (as the elEmBERT paper did), on the rows labelled for it;
+    saved as one model that concatenates their outputs."""
+    import keras
+
+    from keras_chem.data.splits import Split
+
+    models, histories = [], []
+    for t, name in enumerate(task.target_names):
+        labelled = ~np.isnan(y[:, t])
+        task_split = Split(train=split.train[labelled[split.train]], val=split.val[labelled[split.val]], test=split.test)
+        single = TaskInfo("classification", [name])
+        model, history = _fit(config, family, preprocessor, single, take, y[:, t : t + 1], task_split, k, f"fold {k} {name}")
+        model.name = f"task_{t}"
+        models.append(model)
+        histories.append(history)
+    inputs = {t.name: keras.Input(t.shape[1:], dtype=t.dtype, name=t.name) for t in models[0].inputs}
+    combined = keras.Model(inputs, keras.layers.Concatenate(name="tasks")([m(inputs) for m in models]), name="per_task")
+    val_loss = [float(np.mean([h["val_loss"][min(e, len(h["val_loss"]) - 1)] for h in histories]))
+                for e in range(max(len(h["val_loss"]) for h in histories))]
+    return combined, {"val_loss": val_loss, "per_task": {n: h for n, h in zip(task.target_names, histories)}}
 
 
 def evaluate(task: TaskInfo, y_true: np.ndarray, predictions: np.ndarray) -> dict:

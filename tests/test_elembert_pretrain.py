@@ -1,0 +1,48 @@
+"""Masked-token pretraining of the elEmBERT encoder and fine-tuning from it (--init)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from keras_chem.featurizers.tokens import CLS_ID, PAD_ID, SEP_ID
+from keras_chem.models.base import TaskInfo
+from keras_chem.models.elembert import DEFAULTS, ElembertPreprocessor, build
+from keras_chem.models.elembert_pretrain import _masked_batches_class, load_pretrained_encoder, pretrain
+
+V0 = {**DEFAULTS, "tokens": "v0", "epochs": 2, "batch_size": 16}
+
+
+def test_masks_follow_the_bert_recipe():
+    pre = ElembertPreprocessor(tokens="v0")
+    smiles = ["CCCCCCCCCCCCO"] * 400
+    tokens = pre.fit_transform([str(i) for i in range(400)], smiles, "smiles").arrays["tokens"]
+    batches = _masked_batches_class()(tokens, pre, 400, len(pre.vocabulary), pre.vocabulary.mask_id, seed=0)
+    inputs, originals, weights = batches[0]
+    positions = inputs["mask_positions"][weights > 0]
+    rows = np.repeat(np.arange(len(weights)), (weights > 0).sum(axis=1))
+    assert not np.isin(tokens[rows, positions], [PAD_ID, CLS_ID, SEP_ID]).any()
+    assert np.array_equal(originals[weights > 0], tokens[rows, positions])
+    n_atoms = np.count_nonzero(tokens > CLS_ID)
+    assert (weights > 0).sum() / n_atoms == pytest.approx(0.15, abs=0.02)
+    replaced = inputs["tokens"][rows, positions]
+    assert np.mean(replaced == pre.vocabulary.mask_id) == pytest.approx(0.8, abs=0.05)
+    assert np.mean(replaced == originals[weights > 0]) == pytest.approx(0.1 + 0.1 / len(pre.vocabulary), abs=0.05)
+
+
+def test_pretrain_then_init_transfers_the_encoder(tmp_path):
+    info = pretrain(["bbbp"], V0, tmp_path / "pt", seed=0, limit=80)
+    assert info["n_sequences"] == 80 and 0.0 <= info["val_masked_accuracy"] <= 1.0
+    assert json.loads((tmp_path / "pt" / "pretrain_info.json").read_text())["datasets"] == ["bbbp"]
+
+    pre = ElembertPreprocessor(tokens="v0")
+    pre.fit_transform(["a"], ["CCO"], "smiles")
+    pretrained = load_pretrained_encoder(tmp_path / "pt", V0, pre.vocabulary.tokens)
+    model = build({**V0, "init": str(tmp_path / "pt")}, pre, TaskInfo("classification", ["t"]))
+    for mine, theirs in zip(model.get_layer("elembert_encoder").get_weights(), pretrained.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+    with pytest.raises(ValueError, match="embed_dim"):
+        build({**V0, "embed_dim": 16, "init": str(tmp_path / "pt")}, pre, TaskInfo("classification", ["t"]))
+    with pytest.raises(FileNotFoundError, match="pretrain_info.json"):
+        load_pretrained_encoder(tmp_path, V0, pre.vocabulary.tokens)
