@@ -30,7 +30,8 @@ def test_kfold_run_writes_the_run_directory(tmp_path):
     out = tmp_path / "run"
     result = kchem(*train_args(out))
     assert "roc_auc" in result.stdout
-    for name in ("config.json", "splits.json", "summary.json", "report.md", "skipped.csv", "model_info.json"):
+    for name in ("config.json", "splits.json", "summary.json", "report.md", "skipped.csv", "model_info.json",
+                 "roc_p_np.png", "confusion_matrix.png", "tsne_cls.png"):
         assert (out / name).exists(), name
     splits = json.loads((out / "splits.json").read_text())
     assert len(splits) == 3

@@ -21,7 +21,7 @@ import numpy as np
 from keras_chem.io import atomic_write_bytes, atomic_write_json
 
 DPI = 100
-TSNE_MAX_ITER = 750  # 250 early-exaggeration + 500 iterations (openTSNE's default); sklearn's 1000 costs a third more
+TSNE_MAX_ITER = 500  # 250 early-exaggeration + 250 more; on 3000 points as well separated as 750, in 2/3 of the time
 MAX_PANELS = 64  # more tasks/classes than this in one grid figure are left out (named in the title)
 MAX_SCATTER_POINTS = 20000  # per parity panel; the statistics always use every row
 ROC_JSON = "roc_auc_by_fold.json"
@@ -481,22 +481,24 @@ def _discrete_codes(labels: np.ndarray, label_names) -> tuple[np.ndarray, list[s
 
 
 def _subsample(n: int, codes: np.ndarray | None, max_points: int, seed: int) -> np.ndarray:
-    """Sorted row indices, at most max_points; per category proportional (each keeps ≥1) when codes given."""
+    """Sorted row indices, exactly max_points of n; per category in proportion (each keeps ≥1) when codes given."""
     if n <= max_points:
         return np.arange(n)
     rng = np.random.default_rng(seed)
     if codes is None:
         return np.sort(rng.choice(n, max_points, replace=False))
     groups = [np.flatnonzero(codes == c) for c in np.unique(codes)]
-    quota = np.array([max(1, int(max_points * len(g) / n)) for g in groups])
-    order = np.argsort([-len(g) for g in groups], kind="stable")
-    excess = int(quota.sum()) - max_points
-    for i in order:  # trim the largest groups when the minimums overshot
-        if excess <= 0:
+    sizes = np.array([len(g) for g in groups])
+    share = max_points * sizes / n
+    quota = np.maximum(1, np.floor(share).astype(np.int64))
+    for i in np.argsort(-(share - np.floor(share)), kind="stable"):  # largest remainders first
+        if quota.sum() >= max_points:
             break
-        cut = min(excess, quota[i] - 1)
-        quota[i] -= cut
-        excess -= cut
+        quota[i] += quota[i] < sizes[i]
+    for i in np.argsort(-sizes, kind="stable"):  # the minimum of one may have overshot: trim the largest
+        if quota.sum() <= max_points:
+            break
+        quota[i] -= min(quota.sum() - max_points, quota[i] - 1)
     return np.sort(np.concatenate([rng.choice(g, q, replace=False) for g, q in zip(groups, quota)]))
 
 

@@ -76,7 +76,44 @@ def run(config: RunConfig) -> dict:
 
     from keras_chem.training.report import write_summary
 
-    return write_summary(out, config, task, data, skipped, fold_metrics)
+    summary = write_summary(out, config, task, data, skipped, fold_metrics)
+    _write_plots(out, task, data, splits, features.arrays, preprocessor)
+    return summary
+
+
+def _write_plots(out: Path, task: TaskInfo, data: Dataset, splits, arrays, preprocessor) -> None:
+    """ROC curves, confusion matrix and a t-SNE of every test row's [CLS] embedding (from the
+    fold that tested it). Pictures are extras: a failure is reported, never fatal."""
+    from keras_chem.training.plots import write_run_plots
+
+    try:
+        embeddings, labels, label_name = _test_embeddings(out, task, data, splits, arrays, preprocessor)
+        write_run_plots(out, task.to_dict(), embeddings, labels, label_name)
+    except Exception as error:  # noqa: BLE001 - the results are already written
+        console.print(f"[yellow]warning:[/] could not draw the run's pictures: {type(error).__name__}: {error}")
+
+
+def _test_embeddings(out: Path, task: TaskInfo, data: Dataset, splits, arrays, preprocessor):
+    import keras
+
+    from keras_chem.export import load_model
+
+    if task.task == "classification":
+        column = int(np.argmin(np.isnan(data.targets).sum(axis=0)))
+        label_name = task.target_names[column]
+    elif task.task == "multiclass":
+        column, label_name = 0, "class"
+    else:
+        column, label_name = 0, task.target_names[0]
+    chunks, labels = [], []
+    for k, split in enumerate(splits):
+        model = load_model(out / f"fold_{k}" / "model.keras")
+        if "cls_embedding" not in [layer.name for layer in model.layers]:
+            return None, None, None
+        embedder = keras.Model(model.inputs, model.get_layer("cls_embedding").output)
+        chunks.append(predict_batched(embedder, {n: a[split.test] for n, a in arrays.items()}, preprocessor))
+        labels.append(data.targets[split.test, column])
+    return np.concatenate(chunks), np.concatenate(labels), label_name
 
 
 def load_run_dataset(config: RunConfig) -> Dataset:
