@@ -146,3 +146,23 @@ def test_per_task_trains_one_model_per_task(tmp_path):
     assert [layer.name for layer in model.layers if layer.name.startswith("task_")] == ["task_0", "task_1"]
     history = json.loads((out / "fold_0" / "history.json").read_text())
     assert set(history["per_task"]) == {"FDA_APPROVED", "CT_TOX"}
+
+
+def test_v1_tokens_on_crystals_multiclass_and_structure_predictions(tmp_path):
+    import keras_chem
+    from keras_chem.data.loaders import load_dataset
+    from keras_chem.models.elembert import DEFAULTS
+    from keras_chem.training.config import resolve
+    from keras_chem.training.runner import run
+
+    out = tmp_path / "run"
+    options = {"dataset": "cegann_dimensionality", "folds": 2, "limit": 200, "epochs": 1, "out": str(out)}
+    summary = run(resolve("elembert", DEFAULTS, {}, options))
+    assert summary["task"] == "multiclass" and "accuracy" in summary["metrics"]
+    info = json.loads((out / "model_info.json").read_text())
+    assert info["preprocessor"]["tokens"] == "v1" and any(t[-1].isdigit() for t in info["preprocessor"]["vocabulary"]["tokens"])
+    assert (out / "confusion_matrix.png").exists()
+    structures = load_dataset("cegann_dimensionality", limit=3).inputs
+    frame = keras_chem.predict(out, structures=structures)
+    probabilities = frame.drop(columns="reason").to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

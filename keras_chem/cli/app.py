@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from keras_chem.cli.subelements import subelements_app
+
 app = typer.Typer(
     name="kchem",
     help="keras-chem: property prediction for molecules and crystals (Keras 3, TensorFlow or JAX).",
@@ -21,6 +23,7 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(help="Browse the dataset registry.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(subelements_app, name="subelements")
 out_console = Console()
 err_console = Console(stderr=True)
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase.data import chemical_symbols
 
-from keras_chem.data.loaders import load_dataset
-from keras_chem.featurizers.v1 import pdfs_and_numbers, structures_of
 from keras_chem.structures.molecules import DEFAULT_SEED
 
 DEFAULT_CORPUS = [
@@ -40,6 +38,8 @@ class Corpus:
 def _add_pdfs(parts: dict[int, list[np.ndarray]], atoms_list) -> int:
     """Append the PDFs of `atoms_list` per atomic number; returns how many structures worked."""
     n_ok = 0
+    from keras_chem.featurizers.v1 import pdfs_and_numbers
+
     for _, results, numbers, pdfs in pdfs_and_numbers(atoms_list):
         n_ok += sum(not isinstance(r, str) for r in results)
         order = np.argsort(numbers, kind="stable")
@@ -54,7 +54,9 @@ def build_corpus(
     datasets: list[str], limit_per_dataset: int | None = None, conformer_seed: int = DEFAULT_SEED
 ) -> Corpus:
     """Atomic PDFs, grouped by element, of every usable structure of `datasets` (in order)."""
+    from keras_chem.data.loaders import load_dataset
     from keras_chem.featurizers.conformers import conformers_for
+    from keras_chem.featurizers.v1 import structures_of
 
     parts: dict[int, list[np.ndarray]] = {}
     corpus = Corpus()
