@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import ase
-import numpy as np
 import vesin
 
 from keras_chem.data.loaders import load_dataset

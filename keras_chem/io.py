@@ -31,7 +31,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
 def atomic_save_npz(path: str | os.PathLike, **arrays) -> Path:
@@ -46,11 +46,14 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return atomic_write_bytes(dst, Path(src).read_bytes())
 
 
-def _json_default(value):
+def json_default(value):
+    """`json.dumps(default=...)` for numpy values, paths and sets."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
     raise TypeError(f"not JSON serializable: {type(value).__name__}")

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -139,7 +138,7 @@ def test_per_task_trains_one_model_per_task(tmp_path):
     from keras_chem.training.runner import run
 
     out = tmp_path / "run"
-    options = {"dataset": "clintox", "folds": 2, "limit": 150, "epochs": 1, "tokens": "v0", "per_task": True, "out": str(out)}
+    options = {"dataset": "clintox", "folds": 2, "limit": 80, "epochs": 1, "tokens": "v0", "per_task": True, "out": str(out)}
     summary = run(resolve("elembert", DEFAULTS, {}, options))
     assert set(summary["metrics"]["per_task"]) == {"FDA_APPROVED", "CT_TOX"}
     model = load_model(out / "fold_0" / "model.keras")
@@ -156,7 +155,7 @@ def test_v1_tokens_on_crystals_multiclass_and_structure_predictions(tmp_path):
     from keras_chem.training.runner import run
 
     out = tmp_path / "run"
-    options = {"dataset": "cegann_dimensionality", "folds": 2, "limit": 200, "epochs": 1, "out": str(out)}
+    options = {"dataset": "cegann_dimensionality", "folds": 2, "limit": 120, "epochs": 1, "out": str(out)}
     summary = run(resolve("elembert", DEFAULTS, {}, options))
     assert summary["task"] == "multiclass" and "accuracy" in summary["metrics"]
     info = json.loads((out / "model_info.json").read_text())

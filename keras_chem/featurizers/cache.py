@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from keras_chem.io import atomic_save_npz
+from keras_chem.io import atomic_save_npz, json_default
 
 # Bump to invalidate every cache file written by an older layout.
 CACHE_FORMAT = 1
@@ -24,22 +24,10 @@ def feature_cache_dir() -> Path:
     return Path(root).expanduser() / "features"
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"cache config value of type {type(value).__name__} is not JSON serializable")
-
-
 def canonical_json(config: dict) -> str:
     payload = {"cache_format": CACHE_FORMAT, "config": config}
     return json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_json_default
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=json_default
     )
 
 

@@ -124,12 +124,14 @@ def pretrain(datasets: list[str], config: dict, out: str | Path, seed: int = 0, 
         loss=keras.losses.SparseCategoricalCrossentropy(),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
+    from keras_chem.training.batching import for_backend
+
     Batches = _masked_batches_class()
     mask_id = preprocessor.vocabulary.mask_id
     started = time.perf_counter()
     history = model.fit(
-        Batches(tokens[train_rows], preprocessor, config["batch_size"], vocabulary_size, mask_id, seed=seed),
-        validation_data=Batches(tokens[val_rows], preprocessor, 256, vocabulary_size, mask_id),
+        for_backend(Batches(tokens[train_rows], preprocessor, config["batch_size"], vocabulary_size, mask_id, seed=seed)),
+        validation_data=for_backend(Batches(tokens[val_rows], preprocessor, 256, vocabulary_size, mask_id)),
         epochs=config["epochs"],
         verbose=0,
         callbacks=[

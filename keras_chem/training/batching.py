@@ -76,13 +76,34 @@ def _py_dataset_class():
 
 def batches(arrays, targets, preprocessor, batch_size, seed=None):
     """Shuffled (seeded) training batches, or, with `seed=None`, a fixed order for evaluation."""
-    return _py_dataset_class()(arrays, targets, preprocessor, batch_size, seed)
+    return for_backend(_py_dataset_class()(arrays, targets, preprocessor, batch_size, seed))
+
+
+def for_backend(data):
+    """Under TensorFlow, a `tf.data.Dataset` whose spec leaves batch and size dimensions open:
+    Keras infers a `PyDataset`'s spec from its first two batches, and bucketed batches vary."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return data
+    import tensorflow as tf
+
+    spec = keras.tree.map_structure(
+        lambda a: tf.TensorSpec((None,) * a.ndim, tf.as_dtype(a.dtype)), data[0]
+    )
+
+    def generate():
+        for index in range(len(data)):
+            yield data[index]
+        data.on_epoch_end()
+
+    return tf.data.Dataset.from_generator(generate, output_signature=spec).prefetch(2)
 
 
 def predict(model, arrays, preprocessor, batch_size: int = 256) -> np.ndarray:
     """`model.predict` over bucketed batches, returned in the rows' original order."""
-    data = batches(arrays, None, preprocessor, batch_size)
-    outputs = np.asarray(model.predict(data, verbose=0))
+    data = _py_dataset_class()(arrays, None, preprocessor, batch_size)
+    outputs = np.asarray(model.predict(for_backend(data), verbose=0))
     result = np.empty_like(outputs)
     result[data.row_order()] = outputs
     return result
