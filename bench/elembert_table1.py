@@ -5,7 +5,8 @@ molecules; stratified for crystals), one `kchem train elembert` run; the table r
 per-task positive-class ROC-AUC (mean ± std over folds), the pooled one-hot AUC the original
 notebooks reported, and the paper's number. Runs resume, so the script can be stopped and rerun.
 
-Run: `.venv/bin/python bench/elembert_table1.py [--folds 3 --epochs 20 --limit 2000]`.
+Run: `.venv/bin/python bench/elembert_table1.py [--folds 3 --epochs 20 --limit 2000]`;
+`--collect` only tabulates the runs that have finished.
 Writes bench/results/elembert_table1.json and .md; run directories under bench/runs/.
 """
 
@@ -60,8 +61,12 @@ PAPER = {
 }
 
 
+def run_dir(dataset: str, tokens: str, split: str) -> Path:
+    return HERE / "runs" / f"{dataset}-{tokens}-{split}"
+
+
 def run_one(dataset: str, tokens: str, split: str, args) -> dict:
-    out = HERE / "runs" / f"{dataset}-{tokens}-{split}"
+    out = run_dir(dataset, tokens, split)
     command = [
         sys.executable, "-m", "keras_chem.cli", "train", "elembert", "--dataset", dataset, "--tokens", tokens,
         "--split", split, "--folds", str(args.folds), "--epochs", str(args.epochs), "--patience", str(args.patience),
@@ -74,14 +79,19 @@ def run_one(dataset: str, tokens: str, split: str, args) -> dict:
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         return {"dataset": dataset, "tokens": tokens, "split": split, "error": result.stderr.strip().splitlines()[-1:]}
+    return {**collect_one(dataset, tokens, split), "seconds": round(seconds, 1)}
+
+
+def collect_one(dataset: str, tokens: str, split: str) -> dict:
+    """The table row of a finished run directory."""
+    out = run_dir(dataset, tokens, split)
     summary = json.loads((out / "summary.json").read_text())
     metrics = summary["metrics"]
-    headline = "roc_auc"
     return {
         "dataset": dataset, "tokens": tokens, "split": split, "rows": summary["n_rows_used"],
         "skipped": summary["n_skipped"], "folds": summary["n_splits"],
-        "roc_auc": metrics[headline]["mean"], "roc_auc_std": metrics[headline]["std"],
-        "pooled_onehot_auc": metrics["pooled_onehot_auc"]["mean"], "seconds": round(seconds, 1),
+        "roc_auc": metrics["roc_auc"]["mean"], "roc_auc_std": metrics["roc_auc"]["std"],
+        "pooled_onehot_auc": metrics["pooled_onehot_auc"]["mean"],
         "run_dir": str(out.relative_to(HERE.parent)),
     }
 
@@ -114,6 +124,7 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--limit", type=int, default=2000)
     parser.add_argument("--only", nargs="*", help="dataset names to run (default: all)")
+    parser.add_argument("--collect", action="store_true", help="only tabulate the runs already finished")
     args = parser.parse_args()
 
     from keras_chem.io import atomic_write_json, atomic_write_text
@@ -124,7 +135,12 @@ def main() -> None:
             continue
         for tokens in token_sets:
             for split in splits:
-                rows.append(run_one(dataset, tokens, split, args))
+                if args.collect:
+                    if not (run_dir(dataset, tokens, split) / "summary.json").exists():
+                        continue
+                    rows.append(collect_one(dataset, tokens, split))
+                else:
+                    rows.append(run_one(dataset, tokens, split, args))
                 print(json.dumps(rows[-1]), flush=True)
                 RESULTS.mkdir(exist_ok=True)
                 atomic_write_json(RESULTS / "elembert_table1.json", {"budget": vars(args), "rows": rows})
