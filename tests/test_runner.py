@@ -138,7 +138,8 @@ def test_per_task_trains_one_model_per_task(tmp_path):
     from keras_chem.training.runner import run
 
     out = tmp_path / "run"
-    options = {"dataset": "clintox", "folds": 2, "limit": 80, "epochs": 1, "tokens": "v0", "per_task": True, "out": str(out)}
+    options = {"dataset": "clintox", "split": "random", "folds": 2, "limit": 100, "epochs": 1, "tokens": "v0",
+               "per_task": True, "out": str(out)}
     summary = run(resolve("elembert", DEFAULTS, {}, options))
     assert set(summary["metrics"]["per_task"]) == {"FDA_APPROVED", "CT_TOX"}
     model = load_model(out / "fold_0" / "model.keras")

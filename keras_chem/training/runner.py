@@ -196,6 +196,11 @@ def _fit(config: RunConfig, family, preprocessor, task: TaskInfo, take, y, split
     from keras_chem.training.console import EpochProgress
 
     model_config = config.model_config
+    if len(split.val) == 0:
+        raise ValueError(
+            f"{label}: the validation part is empty ({len(split.train)} training rows); "
+            "use more rows or a larger validation share in --split-sizes"
+        )
     stats = _target_stats(y[split.train]) if task.task == "regression" else None
     model = family.build(model_config, preprocessor, task, stats)
     model.compile(optimizer=keras.optimizers.Adam(model_config["learning_rate"]), loss=loss_for(task, stats))
