@@ -88,9 +88,17 @@ def for_backend(data):
         return data
     import tensorflow as tf
 
-    spec = keras.tree.map_structure(
-        lambda a: tf.TensorSpec((None,) * a.ndim, tf.as_dtype(a.dtype)), data[0]
-    )
+    def open_spec(array):  # inputs: batch and padded axes vary
+        return tf.TensorSpec((None,) * array.ndim, tf.as_dtype(array.dtype))
+
+    def batch_spec(array):  # targets and weights: only the batch axis varies
+        return tf.TensorSpec((None, *array.shape[1:]), tf.as_dtype(array.dtype))
+
+    first = data[0]
+    if isinstance(first, tuple):
+        spec = (keras.tree.map_structure(open_spec, first[0]), *[keras.tree.map_structure(batch_spec, p) for p in first[1:]])
+    else:
+        spec = keras.tree.map_structure(open_spec, first)
 
     def generate():
         for index in range(len(data)):
