@@ -2,7 +2,8 @@
 
 Training: the paper-size model (embed 32, 2 heads, 2 layers) on real Tox21 tokens, keras-chem's
 pipeline (length-bucketed batches of 32) versus the original protocol (every sequence padded to
-256, batch 32, `model.fit` on the padded array). Both exclude compilation (one warm-up epoch).
+256, batch 32, `model.fit` on the padded array, Keras's default compilation). Both exclude
+compilation (one warm-up epoch). Ours is compiled as `kchem train` compiles it.
 Featurization: `bench/elembert_featurize.py` (vesin + vectorised PDFs versus ASE neighbor_list
 and the notebooks' per-atom loop, same structures).
 
@@ -36,6 +37,7 @@ def measure_train(n_rows: int = N_ROWS, epochs: int = 2) -> dict:
     from keras_chem.models.elembert import DEFAULTS, ElembertPreprocessor, build
     from keras_chem.models.heads import loss_for
     from keras_chem.training.batching import batches
+    from keras_chem.training.runner import compile_model
 
     data = load_dataset("tox21", limit=n_rows)
     pre = ElembertPreprocessor(tokens="v0", max_atoms=REFERENCE_LENGTH - 2)
@@ -53,7 +55,7 @@ def measure_train(n_rows: int = N_ROWS, epochs: int = 2) -> dict:
 
     keras.utils.set_random_seed(0)
     ours = build(config, pre, task)
-    ours.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss_for(task))
+    compile_model(ours, task, None, config)
     ours_batches = batches({"tokens": tokens}, y, pre, BATCH_SIZE, seed=0)
     ours_rate = rate(lambda: ours.fit(ours_batches, epochs=1, verbose=0))
 
@@ -89,10 +91,10 @@ def main() -> dict:
     backends = [os.environ["KERAS_BACKEND"]] if "KERAS_BACKEND" in os.environ else ["jax", "tensorflow"]
     train = {b: _train_in_subprocess(b) for b in backends}
     featurize = measure_featurize()
-    best = max(train.values(), key=lambda r: r["train_ratio"])
+    slowest = min(train.values(), key=lambda r: r["train_ratio"])
     result = {
-        "train_ratio": best["train_ratio"],
-        "train_ratio_backend": best["backend"],
+        "train_ratio": slowest["train_ratio"],  # the lower of the backends measured
+        "train_ratio_backend": slowest["backend"],
         "train": train,
         "featurize_ratio": featurize["featurize_ratio"],
         "featurize": featurize,

@@ -12,7 +12,7 @@ def load_model(path: str | Path):
     import keras
     import keras_hub  # noqa: F401  registers the keras-hub layers the encoders use
 
-    import keras_chem.layers.rescale  # noqa: F401
+    import keras_chem.layers  # noqa: F401  registers every keras-chem layer
     import keras_chem.losses.masked  # noqa: F401
 
     return keras.saving.load_model(Path(path), compile=False, safe_mode=True)

@@ -9,8 +9,11 @@ from keras_chem.training.batching import batches, bucket_sizes, plan_batches, pr
 
 
 def test_bucket_ladder_ends_at_the_cap():
-    assert bucket_sizes(100).tolist() == [16, 32, 64, 100]
-    assert bucket_sizes(16).tolist() == [16]
+    assert bucket_sizes(100).tolist() == [8, 16, 24, 32, 40, 56, 72, 96, 100]
+    assert bucket_sizes(16).tolist() == [8, 16]
+    assert bucket_sizes(5).tolist() == [5]
+    ladder = bucket_sizes(1000)
+    assert np.all(ladder[1:-1] / ladder[:-2] <= 2) and np.all(ladder[:-1] % 8 == 0)
 
 
 def test_plan_covers_every_row_once_and_is_seeded():

@@ -7,6 +7,7 @@ import importlib
 from keras_chem.models.base import ModelFamily
 
 _FAMILIES: dict[str, str] = {
+    "crystograph": "keras_chem.models.crystograph",
     "elembert": "keras_chem.models.elembert",
 }
 

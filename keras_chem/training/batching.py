@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def bucket_sizes(cap: int) -> np.ndarray:
-    """Sizes 16, 32, 64, 128, ... below `cap`, then `cap`: at most half of a batch is padding."""
-    sizes, size = [], 16
+def bucket_sizes(cap: int, smallest: int = 8, growth: float = 1.25, multiple: int = 8) -> np.ndarray:
+    """Sizes 8, 16, 24, 32, 40, 56, 72, 96, 120, ... below `cap`, then `cap`: each about a quarter
+    above the last and a multiple of 8, so little of a batch is padding and shapes stay few."""
+    sizes, size = [], smallest
     while size < cap:
         sizes.append(size)
-        size *= 2
+        size = max(size + multiple, -(-int(size * growth) // multiple) * multiple)
     return np.asarray(sizes + [cap], dtype=np.int64)
 
 
@@ -80,16 +81,16 @@ def batches(arrays, targets, preprocessor, batch_size, seed=None):
 
 
 def for_backend(data):
-    """Under TensorFlow, a `tf.data.Dataset` whose spec leaves batch and size dimensions open:
-    Keras infers a `PyDataset`'s spec from its first two batches, and bucketed batches vary."""
+    """Under TensorFlow, a `tf.data.Dataset` whose spec leaves the batch and the padded axis (axis 1)
+    open: Keras infers a `PyDataset`'s spec from its first two batches, and bucketed batches vary."""
     import keras
 
     if keras.backend.backend() != "tensorflow":
         return data
     import tensorflow as tf
 
-    def open_spec(array):  # inputs: batch and padded axes vary
-        return tf.TensorSpec((None,) * array.ndim, tf.as_dtype(array.dtype))
+    def open_spec(array):  # inputs: batch and padded axes vary; neighbour and feature axes are fixed
+        return tf.TensorSpec((None, None, *array.shape[2:]), tf.as_dtype(array.dtype))
 
     def batch_spec(array):  # targets and weights: only the batch axis varies
         return tf.TensorSpec((None, *array.shape[1:]), tf.as_dtype(array.dtype))

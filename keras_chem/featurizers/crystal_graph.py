@@ -1,0 +1,286 @@
+"""Padded crystal graphs (numpy + vesin): CrysToGraph's kNN graph, a radius graph, batching,
+and numpy references of the edge / line-graph / angle features the Keras layers compute.
+
+One graph is a dict of per-structure arrays (n atoms, K neighbour slots):
+
+    atom_z   [n]        int32    atomic numbers
+    nbr_idx  [n, K]     int32    neighbour site index j of centre atom i (edge i <- j)
+    nbr_vec  [n, K, 3]  float32  cart(image of j) - cart(i), Å (points from the centre to the neighbour)
+    nbr_mask [n, K]     bool     real neighbour slot (all True for the kNN graph)
+
+Periodic images count as neighbours, including images of the atom itself (so a 1-atom cell
+works). Slots are sorted by distance (ties: lower j, then lower lattice shift). Graph
+construction and constants follow specs/reference-implementations.md §A.1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from keras_chem.structures.crystals import to_atoms
+from keras_chem.structures.neighbors import NeighborList, k_nearest, radius_neighbors
+
+K_NEIGHBORS = 12
+START_RADIUS = 8.0
+RADIUS_STEP = 2.0
+MAX_RADIUS = 40.0
+_DENSITY_MARGIN = 2.0  # first search: a sphere expected to hold 2k atoms
+
+
+def _grid(start: float, step: float, count: int) -> np.ndarray:
+    """`count` centres start, start + step, ... (float64, read-only; no float drift of arange)."""
+    grid = np.round(start + step * np.arange(count), 10)
+    grid.flags.writeable = False
+    return grid
+
+
+# Gaussian centres and widths of the CrysToGraph features, g(x) = exp(-(x - mu)^2 / sigma^2).
+DISTANCE_CENTERS = _grid(0.0, 0.2, 41)  # rho, Å
+DISTANCE_SIGMA = 0.2
+THETA_CENTERS = _grid(0.0, 0.2, 17)  # polar angle, rad
+THETA_SIGMA = 0.2
+PHI_CENTERS = _grid(-3.2, 0.4, 17)  # azimuth, rad
+PHI_SIGMA = 0.4
+ANGLE_CENTERS = _grid(-1.4, 0.1, 30)  # bond cosine
+ANGLE_SIGMA = 0.1
+FLAG_RADIUS = 8.0  # the 76th edge feature is rho > 8 Å (the radius had to grow)
+SPHERICAL_GUARD = 0.001  # rho == 0 -> 0.001, x == 0 -> 0.001 (upstream's guards)
+COS_DENOM_GUARD = 1e-4  # added to every denominator of a graph when one of them is 0
+N_EDGE_FEATURES = len(DISTANCE_CENTERS) + len(THETA_CENTERS) + len(PHI_CENTERS) + 1  # 76
+N_ANGLE_FEATURES = len(ANGLE_CENTERS)  # 30
+
+GRAPH_DTYPES = {"atom_z": np.int32, "nbr_idx": np.int32, "nbr_vec": np.float32, "nbr_mask": np.bool_}
+
+
+def _as_atoms(structure: Any):
+    import ase
+
+    return structure if isinstance(structure, ase.Atoms) else to_atoms(structure)
+
+
+def _slots(nl: NeighborList, n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row (centre), slot and keep-flag of every pair of a list sorted by (i, distance):
+    each centre keeps its first `k` pairs."""
+    counts = nl.counts(n)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot = np.arange(len(nl)) - starts[nl.i]
+    keep = slot < k
+    return nl.i[keep], slot[keep], keep
+
+
+def _graph_from_pairs(atoms, nl: NeighborList, k: int) -> dict[str, np.ndarray]:
+    """Scatter a sorted neighbour list into padded [n, k] slots (padding: j = i, vec = 0, mask False)."""
+    n = len(atoms)
+    rows, slot, keep = _slots(nl, n, k)
+    nbr_idx = np.repeat(np.arange(n, dtype=np.int32)[:, None], k, axis=1)
+    nbr_vec = np.zeros((n, k, 3), dtype=np.float32)
+    nbr_mask = np.zeros((n, k), dtype=bool)
+    nbr_idx[rows, slot] = nl.j[keep]
+    nbr_vec[rows, slot] = nl.vectors[keep]
+    nbr_mask[rows, slot] = True
+    return {
+        "atom_z": np.asarray(atoms.numbers, dtype=np.int32),
+        "nbr_idx": nbr_idx,
+        "nbr_vec": nbr_vec,
+        "nbr_mask": nbr_mask,
+    }
+
+
+def _quick_radius(atoms, k: int, start_radius: float) -> float | None:
+    """A radius below `start_radius` that probably holds `k` neighbours of every atom of a
+    fully periodic cell (a sphere expected to hold 2k atoms at the cell's mean density), or None."""
+    if not np.all(atoms.pbc):
+        return None
+    volume = abs(float(np.linalg.det(atoms.cell.array)))
+    if not np.isfinite(volume) or volume <= 0:
+        return None
+    radius = (3.0 * _DENSITY_MARGIN * k * volume / (4.0 * np.pi * len(atoms))) ** (1.0 / 3.0)
+    return radius if 0 < radius < start_radius else None
+
+
+def _k_nearest_fast(atoms, k: int, start_radius: float, step: float, max_radius: float) -> NeighborList:
+    """Same pairs as `k_nearest(atoms, k, start_radius, step, max_radius)`, usually from a smaller search.
+
+    The k nearest neighbours do not depend on the search radius once every atom has k within it
+    (ties are ordered by (distance, j, shift) in both), so a small radius from the cell's density
+    is tried first, and the upstream schedule (start_radius, +step, ...) when it falls short.
+    """
+    radius = _quick_radius(atoms, k, start_radius)
+    if radius is not None:
+        nl = radius_neighbors(atoms, radius)
+        counts = nl.counts(len(atoms))
+        if counts.min() >= k:
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            return nl.take((starts[:, None] + np.arange(k)[None, :]).ravel())
+    return k_nearest(atoms, k, start_radius=start_radius, step=step, max_radius=max_radius)
+
+
+def knn_graph(
+    structure: Any,
+    k: int = K_NEIGHBORS,
+    start_radius: float = START_RADIUS,
+    step: float = RADIUS_STEP,
+    max_radius: float = MAX_RADIUS,
+) -> dict[str, np.ndarray]:
+    """CrysToGraph's graph: exactly `k` nearest neighbours per atom, `nbr_mask` all True.
+
+    `structure`: `ase.Atoms`, pymatgen `Structure` or anything `to_atoms` accepts. The result is
+    upstream's: the search radius starts at `start_radius` Å and grows by `step` until every atom
+    has `k` neighbours, each atom keeps its k nearest (a smaller first search, when the cell is
+    dense enough, gives the same pairs faster). Raises ValueError for a structure
+    `check_structure` rejects, a finite molecule with fewer than k + 1 atoms, or when
+    `max_radius` is not enough (e.g. a slab with huge in-plane spacing).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if step <= 0 or start_radius > max_radius:
+        raise ValueError(f"need step > 0 and start_radius <= max_radius, got {step}, {start_radius} and {max_radius} Å")
+    atoms = _as_atoms(structure)
+    nl = _k_nearest_fast(atoms, k, float(start_radius), float(step), float(max_radius))
+    return _graph_from_pairs(atoms, nl, k)
+
+
+def radius_graph(structure: Any, cutoff: float, max_neighbors: int) -> dict[str, np.ndarray]:
+    """All neighbours closer than `cutoff` Å, nearest first, at most `max_neighbors` per atom.
+
+    Rows are padded to `max_neighbors` slots: padding has `nbr_idx` = the atom itself,
+    `nbr_vec` = 0 and `nbr_mask` False. An atom with no neighbour in the cutoff gets an all-False
+    row (`keras_chem.structures.neighbors.isolated_atoms_reason` names such atoms, to skip them).
+    """
+    if max_neighbors < 1:
+        raise ValueError(f"max_neighbors must be >= 1, got {max_neighbors}")
+    atoms = _as_atoms(structure)
+    return _graph_from_pairs(atoms, radius_neighbors(atoms, cutoff), int(max_neighbors))
+
+
+# ---------------------------------------------------------------- batching
+
+
+def _check_batchable(graphs: list[dict], n_cap: int) -> tuple[int, bool]:
+    if not graphs:
+        raise ValueError("pad_graphs needs at least one graph")
+    widths = {g["nbr_idx"].shape[1] for g in graphs}
+    if len(widths) > 1:
+        raise ValueError(f"graphs have different neighbour counts K: {sorted(widths)}")
+    sizes = [len(g["atom_z"]) for g in graphs]
+    if max(sizes) > n_cap:
+        worst = int(np.argmax(sizes))
+        raise ValueError(f"graph {worst} has {sizes[worst]} atoms, over the cap of {n_cap}")
+    with_pe = ["pe" in g for g in graphs]
+    if any(with_pe) and not all(with_pe):
+        raise ValueError("some graphs have positional encodings 'pe' and some do not")
+    return widths.pop(), all(with_pe)
+
+
+def pad_graphs(graphs: list[dict[str, np.ndarray]], n_cap: int) -> dict[str, np.ndarray]:
+    """Stack per-structure graphs into a batch padded along the atom axis to `n_cap`.
+
+    Returns `atom_z [B, N] int32` (0 = padding), `atom_mask [B, N] bool`, `nbr_idx [B, N, K]
+    int32` (padding rows 0), `nbr_mask [B, N, K] bool` (False on padding rows), `nbr_vec
+    [B, N, K, 3] float32` (0 on padding) and, when every graph has one, `pe [B, N, 40] float32`.
+    Real atoms come first, so `array[:, :n]` is a valid batch for any n >= the largest graph.
+    """
+    k, with_pe = _check_batchable(graphs, n_cap)
+    b = len(graphs)
+    out = {
+        "atom_z": np.zeros((b, n_cap), dtype=np.int32),
+        "atom_mask": np.zeros((b, n_cap), dtype=bool),
+        "nbr_idx": np.zeros((b, n_cap, k), dtype=np.int32),
+        "nbr_mask": np.zeros((b, n_cap, k), dtype=bool),
+        "nbr_vec": np.zeros((b, n_cap, k, 3), dtype=np.float32),
+    }
+    if with_pe:
+        out["pe"] = np.zeros((b, n_cap, graphs[0]["pe"].shape[1]), dtype=np.float32)
+    for row, graph in enumerate(graphs):
+        n = len(graph["atom_z"])
+        out["atom_mask"][row, :n] = True
+        for name in out:
+            if name != "atom_mask":
+                out[name][row, :n] = graph[name]
+    return out
+
+
+# ---------------------------------------------------------------- numpy references
+
+
+def gaussian_reference(x: np.ndarray, centers: np.ndarray, sigma: float) -> np.ndarray:
+    """exp(-(x - mu)^2 / sigma^2) for every centre, float64 [..., len(centers)]."""
+    x = np.asarray(x, dtype=np.float64)[..., None]
+    return np.exp(-((x - centers) ** 2) / sigma**2)
+
+
+def spherical_reference(nbr_vec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rho, theta, phi) of vectors [..., 3] with upstream's guards, float64.
+
+    rho = |r| (0 -> 0.001), theta = arccos(z / rho), phi = atan2(y, x) (x == 0 -> 0.001).
+    """
+    vec = np.asarray(nbr_vec, dtype=np.float64)
+    x, y, z = vec[..., 0], vec[..., 1], vec[..., 2]
+    rho = np.linalg.norm(vec, axis=-1)
+    rho = np.where(rho == 0, SPHERICAL_GUARD, rho)
+    theta = np.arccos(np.clip(z / rho, -1.0, 1.0))
+    phi = np.arctan2(y, np.where(x == 0, SPHERICAL_GUARD, x))
+    return rho, theta, phi
+
+
+def edge_features_reference(nbr_vec: np.ndarray, nbr_mask: np.ndarray | None = None) -> np.ndarray:
+    """CrysToGraph's 76 edge features `[G41(rho) | G17(theta) | G17(phi) | rho > 8]`, float64 [..., 76].
+
+    Slots where `nbr_mask` is False (when given) are all 0.
+    """
+    rho, theta, phi = spherical_reference(nbr_vec)
+    out = np.concatenate(
+        [
+            gaussian_reference(rho, DISTANCE_CENTERS, DISTANCE_SIGMA),
+            gaussian_reference(theta, THETA_CENTERS, THETA_SIGMA),
+            gaussian_reference(phi, PHI_CENTERS, PHI_SIGMA),
+            (rho > FLAG_RADIUS)[..., None].astype(np.float64),
+        ],
+        axis=-1,
+    )
+    if nbr_mask is not None:
+        out = np.where(np.asarray(nbr_mask, dtype=bool)[..., None], out, 0.0)
+    return out
+
+
+def _line_graph_one(nbr_idx, nbr_vec, nbr_mask):
+    n, k = nbr_idx.shape
+    idx = np.clip(nbr_idx.astype(np.int64), 0, n - 1)
+    lg_mask = nbr_mask[:, :, None] & nbr_mask[idx]  # [n, k, k']: edge i<-j and j's slot k'
+    lg_idx = np.where(lg_mask, idx[:, :, None] * k + np.arange(k), 0)
+    vec = np.where(nbr_mask[..., None], nbr_vec.astype(np.float64), 0.0)
+    r2 = vec[:, :, None, :]  # e2 = (i <- j), vector nbr_vec[i, k]
+    r1 = vec[idx]  # e1 = j's incoming edge k', vector nbr_vec[j, k']
+    num = -np.sum(r1 * r2, axis=-1)
+    den = np.linalg.norm(r1, axis=-1) * np.linalg.norm(r2, axis=-1)
+    if np.any(lg_mask & (den == 0)):
+        den = den + COS_DENOM_GUARD
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = np.clip(num / den, -1.0, 1.0)
+    cos = np.where(np.isnan(cos) | ~lg_mask, 0.0, cos)
+    return lg_idx.reshape(n * k, k), lg_mask.reshape(n * k, k), cos
+
+
+def line_graph_reference(nbr_idx: np.ndarray, nbr_vec: np.ndarray, nbr_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Padded line graph with backtracking (DGL `line_graph(shared=True)`) and bond cosines.
+
+    Line-graph node `i*K + k` is edge e2 = (i <- j = nbr_idx[i, k]); its K line-graph neighbours
+    are j's incoming edges e1 = `j*K + k'`, including the way back. Returns
+    `lg_idx [n*K, K] int64` (0 where masked), `lg_mask [n*K, K] bool` (= nbr_mask[i,k] &
+    nbr_mask[j,k']) and `cos [n, K, K] float64` = <-r_e1, r_e2> / (|r_e1| |r_e2|) with
+    r_e1 = nbr_vec[j, k'], r_e2 = nbr_vec[i, k]; 1e-4 is added to every denominator of the graph
+    when one real denominator is 0; clamped to [-1, 1]; NaN and masked entries -> 0.
+    A leading batch axis ([B, n, K] inputs) is handled graph by graph.
+    """
+    nbr_idx, nbr_vec, nbr_mask = np.asarray(nbr_idx), np.asarray(nbr_vec), np.asarray(nbr_mask, dtype=bool)
+    if nbr_idx.ndim == 2:
+        return _line_graph_one(nbr_idx, nbr_vec, nbr_mask)
+    parts = [_line_graph_one(*args) for args in zip(nbr_idx, nbr_vec, nbr_mask)]
+    return tuple(np.stack(p) for p in zip(*parts))
+
+
+def angle_features_reference(cos: np.ndarray) -> np.ndarray:
+    """Gaussian expansion of bond cosines on -1.4..1.5 (step 0.1, sigma 0.1), float64 [..., 30]."""
+    return gaussian_reference(cos, ANGLE_CENTERS, ANGLE_SIGMA)

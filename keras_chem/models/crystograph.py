@@ -1,0 +1,226 @@
+"""CrysToGraph: eTGC graph convolutions on a crystal graph and its line graph, then a
+graph-wise transformer (GwT), on padded neighbour tensors.
+
+Paper: `crystograph.md`; what the original code does: `specs/reference-implementations.md` §A.
+Forward pass as in §A.6; defaults from the paper's Table A1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from keras_chem.data.types import Skip
+from keras_chem.featurizers.progress import map_rows
+from keras_chem.models.base import Features, TaskInfo
+
+N_POSITIONAL = 40  # Laplacian eigenvectors (20) + random-walk return probabilities (20)
+
+DEFAULTS = {
+    "k": 12,
+    "start_radius": 8.0,
+    "radius_step": 2.0,
+    "max_atoms": None,
+    "hidden": 256,
+    "heads": 8,
+    "d_k": 32,
+    "conv_layers": 3,
+    "line_graph": True,
+    "line_d_k": 24,
+    "line_heads": 8,
+    "gwt_layers": 1,
+    "gwt_attention": "softmax",
+    "positional": True,
+    "element_embedding": 64,
+    "fc_layers": 2,
+    "dropout": 0.0,
+    "optimizer": "adamw",
+    "learning_rate": 1e-4,
+    "weight_decay": 0.0,
+    "batch_size": 32,
+    "epochs": 300,
+    "patience": 30,
+}
+
+INPUT_DTYPES = {"atom_z": "int32", "nbr_idx": "int32", "nbr_mask": "bool", "nbr_vec": "float32", "pe": "float32"}
+
+
+class CrystalGraphPreprocessor:
+    """Structures (pymatgen `Structure`, ASE `Atoms`, Matbench JSON) → padded kNN crystal graphs.
+
+    Arrays per row (N = the atom cap, taken from the data at `fit_transform`; K = `k`):
+    `atom_z [N] int32` (0 = padding), `nbr_idx [N, K] int32`, `nbr_mask [N, K] bool`,
+    `nbr_vec [N, K, 3] float32` and `pe [N, 40] float32`. A structure over the cap (or over
+    `max_atoms`), with an unknown element (the CGCNN table covers Z = 1..118), or without k
+    neighbours within the largest radius is skipped with its reason.
+    """
+
+    def __init__(self, k: int = 12, start_radius: float = 8.0, radius_step: float = 2.0,
+                 max_atoms: int | None = None, n_cap: int | None = None):
+        self.k = int(k)
+        self.start_radius = float(start_radius)
+        self.radius_step = float(radius_step)
+        self.max_atoms = max_atoms
+        self.n_cap = n_cap
+
+    def _graph(self, item: Any):
+        from keras_chem.featurizers.crystal_graph import knn_graph
+        from keras_chem.featurizers.positional import positional_encodings
+        from keras_chem.structures.crystals import check_structure, to_atoms
+
+        atoms = to_atoms(item)
+        reason = check_structure(atoms)
+        if reason:
+            return None, reason
+        if self.max_atoms is not None and len(atoms) > self.max_atoms:
+            return None, f"{len(atoms)} atoms, over --max-atoms {self.max_atoms}"
+        graph = knn_graph(atoms, k=self.k, start_radius=self.start_radius, step=self.radius_step)
+        graph["pe"] = positional_encodings(graph["nbr_idx"], graph["nbr_mask"])
+        return graph, None
+
+    def _graphs(self, ids, inputs, input_kind):
+        if input_kind != "structure":
+            raise ValueError(f"CrysToGraph needs crystal structures, not {input_kind!r} inputs")
+        return map_rows(ids, inputs, self._graph, "building crystal graphs")
+
+    def fit_transform(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
+        kept, graphs, skipped = self._graphs(ids, inputs, input_kind)
+        if not graphs:
+            raise ValueError("no structure could be featurized; see the skipped rows")
+        self.n_cap = max(len(g["atom_z"]) for g in graphs)
+        return self._encode(ids, kept, graphs, skipped)
+
+    def transform(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
+        if self.n_cap is None:
+            raise RuntimeError("call fit_transform() before transform()")
+        return self._encode(ids, *self._graphs(ids, inputs, input_kind))
+
+    def _encode(self, ids, kept, graphs, skipped) -> Features:
+        from keras_chem.featurizers.crystal_graph import pad_graphs
+
+        fits = []
+        for position, graph in zip(kept, graphs):
+            n = len(graph["atom_z"])
+            if n > self.n_cap:
+                skipped.append(Skip(ids[position], f"{n} atoms, over the model's cap of {self.n_cap} atoms"))
+            fits.append(n <= self.n_cap)
+        fits = np.asarray(fits, dtype=bool)
+        chosen = [g for g, ok in zip(graphs, fits) if ok]
+        arrays = pad_graphs(chosen, self.n_cap) if chosen else self._empty()
+        arrays = {name: arrays[name].astype(dtype) for name, dtype in INPUT_DTYPES.items()}
+        return Features(kept=np.asarray(kept, dtype=np.int64)[fits], arrays=arrays, skipped=skipped)
+
+    def _empty(self) -> dict[str, np.ndarray]:
+        return {name: np.zeros((0, *shape), dtype=dtype) for name, (shape, dtype) in self.input_signature().items()}
+
+    @property
+    def cap(self) -> int:
+        return self.n_cap
+
+    def sizes(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return np.count_nonzero(arrays["atom_z"], axis=1)
+
+    def trim(self, arrays: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+        return {name: array[:, :size] for name, array in arrays.items()}
+
+    def input_signature(self) -> dict:
+        n, k = self.n_cap, self.k
+        shapes = {"atom_z": (n,), "nbr_idx": (n, k), "nbr_mask": (n, k), "nbr_vec": (n, k, 3), "pe": (n, N_POSITIONAL)}
+        return {name: (shapes[name], dtype) for name, dtype in INPUT_DTYPES.items()}
+
+    def get_config(self) -> dict:
+        return {"k": self.k, "start_radius": self.start_radius, "radius_step": self.radius_step,
+                "max_atoms": self.max_atoms, "n_cap": self.n_cap}
+
+
+def build(config: dict, preprocessor: CrystalGraphPreprocessor, task: TaskInfo, target_stats: dict | None = None):
+    """§A.6: element table → eTGC blocks (line graph, then atoms) → BN → + PE → GwT → masked
+    mean → Softplus MLP → output head."""
+    import keras
+    from keras import ops
+
+    from keras_chem.featurizers.cgcnn_elements import cgcnn_element_table
+    from keras_chem.layers.crystal_edges import LineGraph, SphericalEdgeFeatures
+    from keras_chem.layers.etgc import ETGC
+    from keras_chem.layers.graphwise_transformer import GraphWiseTransformer
+    from keras_chem.layers.masked_mean import MaskedMean
+    from keras_chem.models.heads import output_head
+
+    k, hidden = preprocessor.k, config["hidden"]
+    inputs = {
+        "atom_z": keras.Input((None,), dtype="int32", name="atom_z"),
+        "nbr_idx": keras.Input((None, k), dtype="int32", name="nbr_idx"),
+        "nbr_mask": keras.Input((None, k), dtype="bool", name="nbr_mask"),
+        "nbr_vec": keras.Input((None, k, 3), dtype="float32", name="nbr_vec"),
+        "pe": keras.Input((None, N_POSITIONAL), dtype="float32", name="pe"),
+    }
+    atom_z, nbr_idx, nbr_mask, nbr_vec = inputs["atom_z"], inputs["nbr_idx"], inputs["nbr_mask"], inputs["nbr_vec"]
+    atom_mask = ops.greater(atom_z, 0)
+
+    table = cgcnn_element_table()
+    atom_features = keras.layers.Embedding(
+        len(table), table.shape[1], embeddings_initializer=keras.initializers.Constant(table), trainable=False, name="cgcnn_elements"
+    )(atom_z)
+    if config["element_embedding"]:
+        learned = keras.layers.Embedding(len(table), config["element_embedding"], name="element_embedding")(atom_z)
+        atom_features = keras.layers.Concatenate(name="atom_features")([atom_features, learned])
+    h = keras.layers.Dense(hidden, name="atom_projection")(atom_features)
+
+    edge_rbf = SphericalEdgeFeatures(name="edge_rbf")(nbr_vec, nbr_mask)
+    e = keras.layers.Dense(edge_rbf.shape[-1], name="edge_projection")(edge_rbf)
+    edge_dim = e.shape[-1]
+    if config["line_graph"]:
+        lg_idx, lg_mask, angle_rbf = LineGraph(name="line_graph")(nbr_idx, nbr_mask, nbr_vec)
+        angles = keras.layers.Dense(angle_rbf.shape[-1], name="angle_projection")(angle_rbf)
+        edge_nodes_mask = keras.layers.Reshape((-1,), name="edge_nodes_mask")(nbr_mask)
+
+    for i in range(config["conv_layers"]):
+        if config["line_graph"]:
+            edge_nodes = keras.layers.Reshape((-1, edge_dim), name=f"edges_as_nodes_{i}")(e)
+            # The line-graph block always reads the initial angle features (§A.4), so its
+            # edge branch would never be used: `update_edges=False`.
+            edge_nodes, _ = ETGC(edge_dim, config["line_d_k"], config["line_heads"], angles.shape[-1], update_edges=False,
+                                 name=f"line_etgc_{i}")(edge_nodes, lg_idx, lg_mask, angles, node_mask=edge_nodes_mask)
+            e = keras.layers.Reshape((-1, k, edge_dim), name=f"nodes_as_edges_{i}")(edge_nodes)
+        h, e = ETGC(hidden, config["d_k"], config["heads"], edge_dim, name=f"etgc_{i}")(h, nbr_idx, nbr_mask, e, node_mask=atom_mask)
+
+    h = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="atom_norm")(h, mask=atom_mask)
+    e = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="edge_norm")(e, mask=nbr_mask)
+    if config["positional"]:
+        h = h + keras.layers.Dense(hidden, name="pe_projection")(inputs["pe"])
+    for i in range(config["gwt_layers"]):
+        h = GraphWiseTransformer(hidden, config["d_k"], config["heads"], edge_dim, attention=config["gwt_attention"],
+                                 name=f"gwt_{i}")(h, nbr_idx, nbr_mask, e, node_mask=atom_mask)
+        h = ops.softplus(h)
+
+    z = MaskedMean(name="mean_pool")(h, atom_mask)
+    z = keras.layers.Dense(hidden, name="readout_0")(ops.softplus(z))
+    z = keras.layers.LayerNormalization(epsilon=1e-5, name="readout_norm")(z)
+    for i in range(1, config["fc_layers"]):
+        z = keras.layers.Dense(hidden, name=f"readout_{i}")(ops.softplus(z))
+    z = keras.layers.Identity(name="crystal_embedding")(ops.softplus(z))
+    z = keras.layers.Dropout(config["dropout"], name="readout_dropout")(z)
+    return keras.Model(inputs, output_head(z, task, target_stats), name="crystograph")
+
+
+class _Family:
+    name = "crystograph"
+
+    def default_config(self) -> dict:
+        return dict(DEFAULTS)
+
+    def preprocessor(self, config: dict) -> CrystalGraphPreprocessor:
+        return CrystalGraphPreprocessor(k=config["k"], start_radius=config["start_radius"], radius_step=config["radius_step"],
+                                        max_atoms=config["max_atoms"])
+
+    def preprocessor_from_config(self, config: dict) -> CrystalGraphPreprocessor:
+        return CrystalGraphPreprocessor(**config)
+
+    def build(self, config, preprocessor, task, target_stats=None):
+        if config["gwt_attention"] not in ("softmax", "sum"):
+            raise ValueError(f"gwt_attention must be softmax or sum, not {config['gwt_attention']!r}")
+        return build(config, preprocessor, task, target_stats)
+
+
+FAMILY = _Family()

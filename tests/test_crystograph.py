@@ -1,0 +1,99 @@
+"""CrysToGraph end to end: training through the runner, predict() on pymatgen and ASE structures
+with bad ones reported, `.keras` round trip and a SavedModel reloaded by TensorFlow alone."""
+
+import json
+import os
+import subprocess
+import sys
+
+import ase
+import ase.build
+import numpy as np
+import pytest
+
+from keras_chem.models.crystograph import DEFAULTS, CrystalGraphPreprocessor
+from keras_chem.training.config import resolve
+from keras_chem.training.runner import run
+
+SMALL = {"hidden": 32, "heads": 2, "d_k": 8, "line_d_k": 8, "line_heads": 2, "conv_layers": 1,
+         "element_embedding": 8, "batch_size": 16, "epochs": 2, "patience": 2, "learning_rate": 1e-3}
+
+
+def _run(out, dataset, limit, **options):
+    options = {"dataset": dataset, "split": "random", "folds": 2, "limit": limit, "out": str(out), **SMALL, **options}
+    return run(resolve("crystograph", DEFAULTS, {}, options))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("crystograph")
+    summary = _run(out, "matbench_phonons", 48)
+    assert summary["n_splits"] == 2 and np.isfinite(summary["metrics"]["mae"]["mean"])
+    return out
+
+
+def _structures():
+    from pymatgen.core import Lattice, Structure
+
+    rocksalt = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    copper = ase.build.bulk("Cu", "fcc", a=3.6)
+    too_big = ase.build.bulk("Si", "diamond", a=5.43).repeat((6, 6, 6))
+    unknown_element = ase.Atoms(numbers=[0], cell=np.eye(3) * 4, pbc=True)  # a dummy atom "X"
+    empty = ase.Atoms(cell=np.eye(3) * 4, pbc=True)
+    return [rocksalt, copper, too_big, unknown_element, empty]
+
+
+def test_predict_takes_pymatgen_and_ase_and_reports_bad_structures(run_dir):
+    import keras_chem
+
+    frame = keras_chem.predict(run_dir, structures=_structures())
+    target = frame.columns[0]
+    assert np.isfinite(frame[target][:2]).all() and not frame["reason"][0] and not frame["reason"][1]
+    assert "cap" in frame["reason"][2] and "unknown element" in frame["reason"][3] and frame["reason"][4]
+    assert frame[target][2:].isna().all()
+
+
+def test_keras_round_trip_and_saved_model(run_dir, tmp_path):
+    from keras_chem.export import ensemble, export_saved_model, fold_model_paths, load_model
+
+    info = json.loads((run_dir / "model_info.json").read_text())
+    preprocessor = CrystalGraphPreprocessor(**info["preprocessor"])
+    arrays = preprocessor.transform(["0", "1"], _structures()[:2], "structure").arrays
+    model = load_model(fold_model_paths(run_dir)[0])
+    again = tmp_path / "again.keras"
+    model.save(again)
+    np.testing.assert_allclose(load_model(again).predict(arrays, verbose=0), model.predict(arrays, verbose=0), atol=1e-6)
+
+    path = export_saved_model(run_dir, tmp_path / "saved")
+    expected = np.asarray(ensemble(run_dir).predict(arrays, verbose=0))
+    np.savez(tmp_path / "inputs.npz", **arrays)
+    code = (
+        "import json, numpy as np, tensorflow as tf\n"
+        f"m = tf.saved_model.load({str(path)!r})\n"
+        f"x = dict(np.load({str(tmp_path / 'inputs.npz')!r}))\n"
+        "print(json.dumps(np.asarray(m.serve({k: tf.constant(v) for k, v in x.items()})).tolist()))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    np.testing.assert_allclose(np.array(json.loads(result.stdout.strip().splitlines()[-1])), expected, rtol=1e-6, atol=1e-5)
+
+
+def test_classification_on_deduplicated_cegann(tmp_path):
+    out = tmp_path / "cegann"
+    summary = _run(out, "cegann_dimensionality", 80, gwt_attention="sum", line_graph=False, max_atoms=10)
+    assert 0 <= summary["metrics"]["accuracy"]["mean"] <= 1 and (out / "confusion_matrix.png").exists()
+    skipped = (out / "skipped.csv").read_text()
+    assert summary["n_skipped"] > 0 and "over --max-atoms 10" in skipped
+
+
+def test_padding_never_changes_a_crystal_prediction(run_dir):
+    """The same crystal alone and batched beside a larger one gives the same output."""
+    from keras_chem.export import fold_model_paths, load_model
+
+    info = json.loads((run_dir / "model_info.json").read_text())
+    preprocessor = CrystalGraphPreprocessor(**info["preprocessor"])
+    model = load_model(fold_model_paths(run_dir)[0])
+    structures = _structures()[:2]
+    batched = preprocessor.transform(["0", "1"], structures, "structure").arrays
+    alone = preprocessor.trim(preprocessor.transform(["1"], structures[1:], "structure").arrays, 1)
+    np.testing.assert_allclose(model.predict(alone, verbose=0)[0], model.predict(batched, verbose=0)[1], rtol=1e-5)
