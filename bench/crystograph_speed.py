@@ -1,5 +1,5 @@
 """CrysToGraph speed: featurization (kNN graph + positional encodings) against a port of the
-original pipeline, on the same crystals. Later sections (training speed) plug into SECTIONS.
+original pipeline, on the same crystals, and training samples/s of the paper-size model.
 
 Ours: `knn_graph` (vesin, radius growth, vectorised slotting) + `positional_encodings`
 (dense LapPE + RWPE) per `ase.Atoms`. Reference (specs/reference-implementations.md §A.1,
@@ -11,15 +11,27 @@ RWPE by dense matrix powers. The conversion ase.Atoms -> Structure is done befor
 the line graph is left out of both (ours computes it inside the model). Neighbour distances of
 both are compared per atom.
 
+Training (`--only train`): the paper-size model (`crystograph.DEFAULTS`: hidden 256, 3 eTGC
+blocks with the line graph, 1 softmax GwT, 2 readout layers) on the first `--train-rows`
+structures of matbench_phonons and matbench_dielectric, fed exactly as `kchem train` feeds it
+(`batching.batches`: size-bucketed batches of 32, trimmed to their bucket, shuffled with a seed;
+`runner.compile_model`: AdamW, XLA on both backends). One warm-up epoch compiles every batch
+shape; the timed epochs are pure training (no validation pass). Each backend runs in its own
+subprocess with KERAS_BACKEND set.
+
 Run: `KCHEM_DATA_DIR=../shared/data .venv/bin/python bench/crystograph_speed.py [--only featurize]
-[--n 300]`. Writes bench/results/crystograph_speed.json and .md.
+[--only train] [--n 300] [--train-rows 256] [--results DIR]`. Writes DIR/crystograph_speed.json and
+.md (DIR defaults to bench/results); a run of one section keeps the other sections' previous
+results in the JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from functools import partial
@@ -27,9 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
 SOURCES = ("matbench_phonons", "matbench_dielectric")
 K, START_RADIUS, STEP, PE_DIM = 12, 8.0, 2.0, 20
+BACKENDS = ("jax", "tensorflow")
+TRAIN_ROWS, TRAIN_EPOCHS, BATCH_SIZE = 256, 2, 32
 
 
 # ---------------------------------------------------------------- reference pipeline (port)
@@ -174,7 +189,89 @@ def measure_featurize(n_per_source: int = 300, repeats: int = 3, reference_repea
     }
 
 
-SECTIONS = {"featurize": measure_featurize}
+# ---------------------------------------------------------------- training speed
+
+
+def measure_train_one(dataset: str, n_rows: int = TRAIN_ROWS, epochs: int = TRAIN_EPOCHS, batch_size: int = BATCH_SIZE) -> dict:
+    """Training samples/s of the paper-size model on the first `n_rows` structures of `dataset`,
+    in this process's Keras backend, batched and compiled as the runner does it."""
+    import keras
+
+    from keras_chem.data.loaders import load_dataset
+    from keras_chem.models.base import TaskInfo
+    from keras_chem.models.crystograph import DEFAULTS, CrystalGraphPreprocessor, build
+    from keras_chem.training.batching import batches, plan_batches
+    from keras_chem.training.runner import _target_stats, compile_model
+
+    data = load_dataset(dataset, limit=n_rows)
+    config = {**DEFAULTS, "batch_size": batch_size}
+    pre = CrystalGraphPreprocessor(k=config["k"], start_radius=config["start_radius"], radius_step=config["radius_step"],
+                                   max_atoms=config["max_atoms"])
+    features = pre.fit_transform(data.ids, data.inputs, data.input_kind)
+    arrays, y = features.arrays, data.targets[features.kept]
+    task = TaskInfo(data.task, data.target_names, data.class_names)
+    stats = _target_stats(y) if task.task == "regression" else None
+    sizes = pre.sizes(arrays)
+
+    keras.utils.set_random_seed(0)
+    model = build(config, pre, task, stats)
+    compile_model(model, task, stats, config)
+    train_batches = batches(arrays, y, pre, batch_size, seed=0)
+
+    started = time.perf_counter()
+    model.fit(train_batches, epochs=1, verbose=0)  # warm-up: compiles every (batch, bucket) shape
+    warmup = time.perf_counter() - started
+    epoch_seconds = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        model.fit(train_batches, epochs=1, verbose=0)
+        epoch_seconds.append(time.perf_counter() - started)
+    n = len(y)
+    plan = plan_batches(sizes, pre.cap, batch_size, None)
+    padded_atoms = sum(len(rows) * size for rows, size in plan)
+    return {
+        "backend": keras.backend.backend(),
+        "dataset": dataset,
+        "rows": int(n),
+        "skipped": len(features.skipped),
+        "mean_atoms": round(float(sizes.mean()), 2),
+        "max_atoms": int(sizes.max()),
+        "batch_size": batch_size,
+        "batches_per_epoch": len(plan),
+        "bucket_sizes": sorted({int(size) for _, size in plan}),
+        "padded_atom_fraction": round(1 - float(sizes.sum()) / padded_atoms, 3),
+        "parameters": int(model.count_params()),
+        "warmup_epoch_seconds": round(warmup, 2),
+        "epoch_seconds": [round(t, 2) for t in epoch_seconds],
+        "train_samples_per_s": round(epochs * n / sum(epoch_seconds), 2),
+        "timing": f"{epochs} epochs after one warm-up epoch, training only (no validation pass)",
+    }
+
+
+def _train_in_subprocess(backend: str, dataset: str, n_rows: int, epochs: int) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "KCHEM_PROGRESS": "0"}
+    call = f"b.measure_train_one({dataset!r}, n_rows={n_rows}, epochs={epochs})"
+    code = f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import crystograph_speed as b; print('RESULT' + json.dumps({call}))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=HERE.parent)
+    if out.returncode != 0:
+        raise RuntimeError(f"training benchmark ({backend}, {dataset}) failed:\n{out.stderr[-3000:]}")
+    return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT"))[6:])
+
+
+def measure_train(args) -> dict:
+    """`{backend: {dataset: measurement}}`, every measurement in a fresh subprocess."""
+    result: dict = {}
+    for backend in args.backends:
+        for dataset in args.train_datasets:
+            started = time.perf_counter()
+            r = _train_in_subprocess(backend, dataset, args.train_rows, args.train_epochs)
+            r["wall_seconds"] = round(time.perf_counter() - started, 1)
+            result.setdefault(backend, {})[dataset] = r
+            print(f"train {backend} {dataset}: {r['train_samples_per_s']} samples/s ({r['rows']} rows)", flush=True)
+    return result
+
+
+SECTIONS = {"featurize": lambda args: measure_featurize(args.n), "train": measure_train}
 
 
 def machine() -> dict:
@@ -209,9 +306,40 @@ def render_markdown(result: dict) -> str:
             f"(pymatgen get_all_neighbors + per-atom sort, scipy eigs / np.linalg.eig, matrix powers) | {f['featurize_ratio']}× |",
             "",
         ]
+    train = result.get("train")
+    if train:
+        first = next(r for per_dataset in train.values() for r in per_dataset.values())
+        lines += [
+            f"Training of the paper-size model (`crystograph.DEFAULTS`: hidden 256, 3 eTGC blocks + line graph, "
+            f"1 softmax GwT; {first['parameters']:,} parameters), batch {first['batch_size']}, size-bucketed batches and "
+            f"compilation exactly as `kchem train` (AdamW, XLA). {first['timing']}; compilation excluded.",
+            "",
+            "| backend | dataset | rows | mean atoms (max) | padding | batches/epoch | training samples/s | warm-up epoch s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for backend, per_dataset in train.items():
+            for dataset, r in per_dataset.items():
+                lines.append(
+                    f"| {backend} | {dataset} | {r['rows']} | {r['mean_atoms']} ({r['max_atoms']}) | "
+                    f"{r['padded_atom_fraction']:.0%} | {r['batches_per_epoch']} | {r['train_samples_per_s']} | "
+                    f"{r['warmup_epoch_seconds']} |"
+                )
+        lines.append("")
     m = result["machine"]
     lines.append(f"Machine: {m['cpu_count']} CPUs, {m['platform']}, numpy {m['numpy']}, pymatgen {m['pymatgen']}, vesin {m['vesin']}.")
     return "\n".join(lines) + "\n"
+
+
+def _summary_keys(result: dict) -> None:
+    """Top-level headline numbers, recomputed from whichever sections the JSON holds."""
+    if "featurize" in result:
+        f = result["featurize"]
+        result.update({key: f[key] for key in ("featurize_ratio", "featurize_structures_per_s", "reference_structures_per_s", "structures")})
+    if "train" in result:
+        result["train_samples_per_s"] = {
+            backend: {dataset: r["train_samples_per_s"] for dataset, r in per_dataset.items()}
+            for backend, per_dataset in result["train"].items()
+        }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -219,18 +347,28 @@ def main(argv: list[str] | None = None) -> dict:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append", help="run only these sections")
-    parser.add_argument("--n", type=int, default=300, help="structures per source dataset")
+    parser.add_argument("--n", type=int, default=300, help="featurize: structures per source dataset")
+    parser.add_argument("--train-rows", type=int, default=TRAIN_ROWS, help="train: first N structures of each dataset")
+    parser.add_argument("--train-epochs", type=int, default=TRAIN_EPOCHS, help="train: timed epochs after the warm-up epoch")
+    parser.add_argument("--train-datasets", nargs="+", default=list(SOURCES), choices=SOURCES, help="train: datasets")
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS, help="train: Keras backends")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="output directory (default bench/results; use a temp dir for smoke runs)")
     args = parser.parse_args(argv)
-    result: dict = {}
+
+    path = args.results / "crystograph_speed.json"
+    result: dict = json.loads(path.read_text()) if path.exists() else {}  # read-modify-write: keep other sections
     for name in args.only or list(SECTIONS):
-        result[name] = SECTIONS[name](args.n)
-    if "featurize" in result:
-        f = result["featurize"]
-        result.update({key: f[key] for key in ("featurize_ratio", "featurize_structures_per_s", "reference_structures_per_s", "structures")})
+        section = SECTIONS[name](args)
+        if name == "train":  # a run of some backends/datasets keeps the others' measurements
+            for backend, per_dataset in section.items():
+                result.setdefault("train", {}).setdefault(backend, {}).update(per_dataset)
+        else:
+            result[name] = section
+    _summary_keys(result)
     result["machine"] = machine()
-    atomic_write_json(RESULTS / "crystograph_speed.json", result)
+    atomic_write_json(path, result)
     markdown = render_markdown(result)
-    atomic_write_text(RESULTS / "crystograph_speed.md", markdown)
+    atomic_write_text(args.results / "crystograph_speed.md", markdown)
     print(markdown)
     return result
 

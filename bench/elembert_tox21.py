@@ -55,11 +55,12 @@ def main() -> None:
 
     if (args.out / "summary.json").exists():
         sys.exit(f"{args.out} holds a finished run; remove it to time a new one")
-    command = ["kchem", "--backend", args.backend, "train", "elembert", "--dataset", "tox21", "--folds", "8", "--out", str(args.out)]
+    out = os.path.relpath(args.out, HERE.parent)
+    command = ["kchem", "--backend", args.backend, "train", "elembert", "--dataset", "tox21", "--folds", "8", "--out", out]
     with tempfile.TemporaryDirectory() as cold_cache:
         env = {**os.environ, "KCHEM_CACHE_DIR": cold_cache, "KCHEM_PROGRESS": "0"}
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "keras_chem.cli", *command[1:]], env=env, check=True)
+        subprocess.run([sys.executable, "-m", "keras_chem.cli", *command[1:]], env=env, check=True, cwd=HERE.parent)
         wall_seconds = time.perf_counter() - started
 
     summary = json.loads((args.out / "summary.json").read_text())
