@@ -97,3 +97,16 @@ def test_padding_never_changes_a_crystal_prediction(run_dir):
     batched = preprocessor.transform(["0", "1"], structures, "structure").arrays
     alone = preprocessor.trim(preprocessor.transform(["1"], structures[1:], "structure").arrays, 1)
     np.testing.assert_allclose(model.predict(alone, verbose=0)[0], model.predict(batched, verbose=0)[1], rtol=1e-5)
+
+
+def test_predict_command_reads_a_structure_file(run_dir, tmp_path):
+    import ase.io
+    import pandas as pd
+
+    source = tmp_path / "crystals.extxyz"
+    ase.io.write(source, [ase.build.bulk("Cu", "fcc", a=3.6), ase.build.bulk("NaCl", "rocksalt", a=5.64)])
+    out = tmp_path / "predictions.csv"
+    subprocess.run([sys.executable, "-m", "keras_chem.cli", "predict", str(run_dir), "--input", str(source), "--output", str(out)],
+                   check=True, capture_output=True, text=True)
+    result = pd.read_csv(out, keep_default_na=False)
+    assert list(result["structure"]) == ["crystals.extxyz#0", "crystals.extxyz#1"] and (result["reason"] == "").all()

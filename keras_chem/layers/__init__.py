@@ -4,7 +4,11 @@ from keras_chem.layers.crystal_edges import LineGraph, SphericalEdgeFeatures
 from keras_chem.layers.etgc import ETGC
 from keras_chem.layers.gaussian_expansion import GaussianExpansion
 from keras_chem.layers.graphwise_transformer import GraphWiseTransformer
+from keras_chem.layers.masked_batch_norm import MaskedBatchNormalization
 from keras_chem.layers.masked_mean import MaskedMean
 from keras_chem.layers.rescale import Rescale
 
-__all__ = ["ETGC", "GaussianExpansion", "GraphWiseTransformer", "LineGraph", "MaskedMean", "Rescale", "SphericalEdgeFeatures"]
+__all__ = [
+    "ETGC", "GaussianExpansion", "GraphWiseTransformer", "LineGraph", "MaskedBatchNormalization", "MaskedMean", "Rescale",
+    "SphericalEdgeFeatures",
+]

@@ -144,6 +144,7 @@ def build(config: dict, preprocessor: CrystalGraphPreprocessor, task: TaskInfo, 
     from keras_chem.layers.crystal_edges import LineGraph, SphericalEdgeFeatures
     from keras_chem.layers.etgc import ETGC
     from keras_chem.layers.graphwise_transformer import GraphWiseTransformer
+    from keras_chem.layers.masked_batch_norm import MaskedBatchNormalization
     from keras_chem.layers.masked_mean import MaskedMean
     from keras_chem.models.heads import output_head
 
@@ -185,8 +186,8 @@ def build(config: dict, preprocessor: CrystalGraphPreprocessor, task: TaskInfo, 
             e = keras.layers.Reshape((-1, k, edge_dim), name=f"nodes_as_edges_{i}")(edge_nodes)
         h, e = ETGC(hidden, config["d_k"], config["heads"], edge_dim, name=f"etgc_{i}")(h, nbr_idx, nbr_mask, e, node_mask=atom_mask)
 
-    h = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="atom_norm")(h, mask=atom_mask)
-    e = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="edge_norm")(e, mask=nbr_mask)
+    h = MaskedBatchNormalization(momentum=0.9, epsilon=1e-5, name="atom_norm")(h, mask=atom_mask)
+    e = MaskedBatchNormalization(momentum=0.9, epsilon=1e-5, name="edge_norm")(e, mask=nbr_mask)
     if config["positional"]:
         h = h + keras.layers.Dense(hidden, name="pe_projection")(inputs["pe"])
     for i in range(config["gwt_layers"]):
