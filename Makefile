@@ -29,8 +29,8 @@ demo: install
 	$(BIN)/kchem train elembert --dataset tox21 --folds 8
 
 test: install-dev
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q --durations=10
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q --durations=10 -m "not backend_independent"
 
 bench: install-dev
 	$(BIN)/python bench/neighbors_speed.py

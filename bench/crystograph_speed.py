@@ -192,9 +192,11 @@ def measure_featurize(n_per_source: int = 300, repeats: int = 3, reference_repea
 # ---------------------------------------------------------------- training speed
 
 
-def measure_train_one(dataset: str, n_rows: int = TRAIN_ROWS, epochs: int = TRAIN_EPOCHS, batch_size: int = BATCH_SIZE) -> dict:
-    """Training samples/s of the paper-size model on the first `n_rows` structures of `dataset`,
-    in this process's Keras backend, batched and compiled as the runner does it."""
+def measure_train_one(dataset: str, n_rows: int = TRAIN_ROWS, epochs: int = TRAIN_EPOCHS, batch_size: int = BATCH_SIZE,
+                      overrides: dict | None = None) -> dict:
+    """Training samples/s of the paper-size model (or DEFAULTS updated by `overrides`, e.g. a
+    reduced size) on the first `n_rows` structures of `dataset`, in this process's Keras backend,
+    batched and compiled as the runner does it."""
     import keras
 
     from keras_chem.data.loaders import load_dataset
@@ -204,7 +206,7 @@ def measure_train_one(dataset: str, n_rows: int = TRAIN_ROWS, epochs: int = TRAI
     from keras_chem.training.runner import _target_stats, compile_model
 
     data = load_dataset(dataset, limit=n_rows)
-    config = {**DEFAULTS, "batch_size": batch_size}
+    config = {**DEFAULTS, **(overrides or {}), "batch_size": batch_size}
     pre = CrystalGraphPreprocessor(k=config["k"], start_radius=config["start_radius"], radius_step=config["radius_step"],
                                    max_atoms=config["max_atoms"])
     features = pre.fit_transform(data.ids, data.inputs, data.input_kind)
@@ -240,6 +242,7 @@ def measure_train_one(dataset: str, n_rows: int = TRAIN_ROWS, epochs: int = TRAI
         "batches_per_epoch": len(plan),
         "bucket_sizes": sorted({int(size) for _, size in plan}),
         "padded_atom_fraction": round(1 - float(sizes.sum()) / padded_atoms, 3),
+        "overrides": overrides or {},
         "parameters": int(model.count_params()),
         "warmup_epoch_seconds": round(warmup, 2),
         "epoch_seconds": [round(t, 2) for t in epoch_seconds],

@@ -18,6 +18,8 @@ from keras_chem.featurizers.cgcnn_elements import (
     table_agreement,
 )
 
+pytestmark = pytest.mark.backend_independent
+
 # Measured with pymatgen 2026.10 (see the module docstring for where the rest differs).
 MIN_ROWS_IDENTICAL = 37
 MIN_ENTRIES_FRACTION = 0.98

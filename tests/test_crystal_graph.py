@@ -25,6 +25,8 @@ from keras_chem.featurizers.crystal_graph import (
 )
 from keras_chem.structures.neighbors import k_nearest, radius_neighbors
 
+pytestmark = pytest.mark.backend_independent
+
 K = 12
 
 

@@ -15,6 +15,8 @@ from keras_chem.data import fetch
 from keras_chem.data.fetch import DataFileError, data_dirs, is_available, locate
 from keras_chem.data.registry import CardError, get_card, list_cards, parse_card
 
+pytestmark = pytest.mark.backend_independent
+
 EXPECTED = {
     "tox21", "bbbp", "bace", "clintox", "sider", "hiv", "toxcast", "muv", "esol", "freesolv",
     "lipophilicity", "qm8", "qm7", "matbench_phonons", "matbench_dielectric", "matbench_expt_gap",

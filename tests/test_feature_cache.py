@@ -12,6 +12,8 @@ from keras_chem.data.types import Skip
 from keras_chem.featurizers.cache import cache_key, feature_cache_dir, load_or_build
 from keras_chem.featurizers.progress import map_rows
 
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.fixture(autouse=True)
 def cache_root(tmp_path, monkeypatch) -> Path:

@@ -4,6 +4,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.backend_independent
+
 
 def test_import_does_not_load_keras_or_tensorflow():
     code = "import sys, keras_chem, keras_chem.cli.app; print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))"

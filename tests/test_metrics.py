@@ -13,6 +13,8 @@ from keras_chem.metrics import (
     summarize,
 )
 
+pytestmark = pytest.mark.backend_independent
+
 NAN = float("nan")
 
 

@@ -23,6 +23,8 @@ from keras_chem.structures.neighbors import (
     radius_neighbors,
 )
 
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.fixture(scope="module")
 def phonons() -> list[ase.Atoms]:

@@ -9,6 +9,8 @@ from keras_chem.data.loaders import load_dataset
 from keras_chem.featurizers.pdf import atomic_pdfs, reference_atomic_pdfs, shell_volumes
 from keras_chem.structures.molecules import smiles_to_atoms
 
+pytestmark = pytest.mark.backend_independent
+
 
 def _small_triclinic_cell() -> Atoms:
     """Three atoms in a skewed cell much smaller than the 10 Å cutoff (many images)."""

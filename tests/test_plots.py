@@ -9,6 +9,8 @@ from sklearn.metrics import roc_auc_score
 
 from keras_chem.training import plots
 
+pytestmark = pytest.mark.backend_independent
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BINARY = {"task": "classification", "target_names": ["NR-AR", "SR p53/x"], "class_names": None}
 MULTI = {"task": "multiclass", "target_names": ["label"], "class_names": ["cubic", "hex", "mono"]}

@@ -17,6 +17,8 @@ from keras_chem.featurizers.positional import (
     random_walk_pe,
 )
 
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.fixture(scope="module")
 def graphs() -> list[dict]:

@@ -24,6 +24,8 @@ from keras_chem.data.splits import (
     write_splits_file,
 )
 
+pytestmark = pytest.mark.backend_independent
+
 METHODS = ["random", "stratified", "scaffold"]
 
 
@@ -330,3 +332,12 @@ def test_stratify_labels():
     assert stratify_labels(y).dtype == np.int64
     with pytest.raises(ValueError, match="non-integer"):
         stratify_labels(np.array([0.5, 1.0]))
+
+
+def test_folds_option_takes_the_first_official_matbench_folds():
+    from keras_chem.training.splitting import _first_folds
+
+    official = ["f0", "f1", "f2", "f3", "f4"]
+    assert _first_folds(official, 2) == ["f0", "f1"] and _first_folds(official, None) == official
+    with pytest.raises(ValueError, match="Matbench defines 5 folds"):
+        _first_folds(official, 6)

@@ -20,6 +20,8 @@ from keras_chem.structures import molecules
 from keras_chem.structures.crystals import check_structure, read_structures, structure_arrays, to_atoms
 from keras_chem.structures.molecules import element_symbols, embed_conformer, mol_from_smiles, smiles_to_atoms
 
+pytestmark = pytest.mark.backend_independent
+
 
 def data_dir() -> Path:
     if "KCHEM_DATA_DIR" not in os.environ:

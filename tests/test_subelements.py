@@ -21,6 +21,8 @@ from keras_chem.featurizers.subelements import (
 from keras_chem.featurizers.tokens import Vocabulary
 from keras_chem.featurizers.v1 import NO_GEOMETRY, subelement_tokens_batch
 
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.fixture(scope="module")
 def crystals():

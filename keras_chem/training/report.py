@@ -30,15 +30,26 @@ def write_summary(out: Path, config: RunConfig, task: TaskInfo, data: Dataset, s
         f"{len(data)} rows used, {len(skipped)} skipped (see `skipped.csv`), {len(fold_metrics)} splits "
         f"({_split_description(config)}), seed {config.seed}.",
         "",
-        "Mean ± standard deviation over the test folds. ROC-AUC and PR-AUC are per task from the positive-class "
-        "probability, missing labels masked, then averaged over tasks. `pooled_onehot_auc` is the original "
-        "elEmBERT notebooks' metric (one-hot labels and [1-p, p] flattened into one ROC); it is inflated by class "
-        "imbalance and shown only for comparison.",
+        "Mean ± standard deviation over the test folds. " + _METRIC_NOTES[task.task],
         "",
         format_summary_markdown(summary["metrics"]),
     ]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     return summary
+
+
+_METRIC_NOTES = {
+    "classification": (
+        "ROC-AUC and PR-AUC are per task from the positive-class probability, missing labels masked, then averaged "
+        "over tasks. `pooled_onehot_auc` is the original elEmBERT notebooks' metric (one-hot labels and [1-p, p] "
+        "flattened into one ROC); it is inflated by class imbalance and shown only for comparison."
+    ),
+    "multiclass": (
+        "ROC-AUC is the macro one-vs-rest average over classes. `pooled_onehot_auc` is the original elEmBERT "
+        "notebooks' metric (one-hot labels and class probabilities flattened into one ROC), shown only for comparison."
+    ),
+    "regression": "MAE, RMSE and R² are per target in the target's units, missing values masked, then averaged over targets.",
+}
 
 
 def _split_description(config: RunConfig) -> str:

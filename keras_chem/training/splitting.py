@@ -25,7 +25,7 @@ def make_splits(config: RunConfig, data: Dataset):
     train_size, val_size, _ = config.split_sizes
     val_fraction = val_size / (train_size + val_size)
     if method == "matbench":
-        return _matbench(card, data, config.seed, val_fraction, groups)
+        return _first_folds(_matbench(card, data, config.seed, val_fraction, groups), config.folds)
     labels = S.stratify_labels(data.targets) if method == "stratified" else None
     scaffolds = None
     if method == "scaffold":
@@ -41,6 +41,15 @@ def make_splits(config: RunConfig, data: Dataset):
         config.folds, method=method, seed=config.seed, groups=groups,
         labels=labels, scaffolds=scaffolds, val_fraction=val_fraction,
     )
+
+
+def _first_folds(folds: list, wanted: int | None) -> list:
+    """The first `wanted` of the official Matbench folds (all five by default)."""
+    if wanted is None or wanted == len(folds):
+        return folds
+    if not 1 <= wanted <= len(folds):
+        raise ValueError(f"Matbench defines {len(folds)} folds; --folds {wanted} is not one of 1..{len(folds)}")
+    return folds[:wanted]
 
 
 def _matbench(card, data: Dataset, seed: int, val_fraction: float, groups):
