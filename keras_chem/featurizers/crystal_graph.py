@@ -26,7 +26,6 @@ K_NEIGHBORS = 12
 START_RADIUS = 8.0
 RADIUS_STEP = 2.0
 MAX_RADIUS = 40.0
-_DENSITY_MARGIN = 2.0  # first search: a sphere expected to hold 2k atoms
 
 
 def _grid(start: float, step: float, count: int) -> np.ndarray:
@@ -88,35 +87,6 @@ def _graph_from_pairs(atoms, nl: NeighborList, k: int) -> dict[str, np.ndarray]:
     }
 
 
-def _quick_radius(atoms, k: int, start_radius: float) -> float | None:
-    """A radius below `start_radius` that probably holds `k` neighbours of every atom of a
-    fully periodic cell (a sphere expected to hold 2k atoms at the cell's mean density), or None."""
-    if not np.all(atoms.pbc):
-        return None
-    volume = abs(float(np.linalg.det(atoms.cell.array)))
-    if not np.isfinite(volume) or volume <= 0:
-        return None
-    radius = (3.0 * _DENSITY_MARGIN * k * volume / (4.0 * np.pi * len(atoms))) ** (1.0 / 3.0)
-    return radius if 0 < radius < start_radius else None
-
-
-def _k_nearest_fast(atoms, k: int, start_radius: float, step: float, max_radius: float) -> NeighborList:
-    """Same pairs as `k_nearest(atoms, k, start_radius, step, max_radius)`, usually from a smaller search.
-
-    The k nearest neighbours do not depend on the search radius once every atom has k within it
-    (ties are ordered by (distance, j, shift) in both), so a small radius from the cell's density
-    is tried first, and the upstream schedule (start_radius, +step, ...) when it falls short.
-    """
-    radius = _quick_radius(atoms, k, start_radius)
-    if radius is not None:
-        nl = radius_neighbors(atoms, radius)
-        counts = nl.counts(len(atoms))
-        if counts.min() >= k:
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            return nl.take((starts[:, None] + np.arange(k)[None, :]).ravel())
-    return k_nearest(atoms, k, start_radius=start_radius, step=step, max_radius=max_radius)
-
-
 def knn_graph(
     structure: Any,
     k: int = K_NEIGHBORS,
@@ -128,18 +98,12 @@ def knn_graph(
 
     `structure`: `ase.Atoms`, pymatgen `Structure` or anything `to_atoms` accepts. The result is
     upstream's: the search radius starts at `start_radius` Å and grows by `step` until every atom
-    has `k` neighbours, each atom keeps its k nearest (a smaller first search, when the cell is
-    dense enough, gives the same pairs faster). Raises ValueError for a structure
+    has `k` neighbours, each atom keeps its k nearest. Raises ValueError for a structure
     `check_structure` rejects, a finite molecule with fewer than k + 1 atoms, or when
     `max_radius` is not enough (e.g. a slab with huge in-plane spacing).
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if step <= 0 or start_radius > max_radius:
-        raise ValueError(f"need step > 0 and start_radius <= max_radius, got {step}, {start_radius} and {max_radius} Å")
     atoms = _as_atoms(structure)
-    nl = _k_nearest_fast(atoms, k, float(start_radius), float(step), float(max_radius))
-    return _graph_from_pairs(atoms, nl, k)
+    return _graph_from_pairs(atoms, k_nearest(atoms, k, start_radius=start_radius, step=step, max_radius=max_radius), k)
 
 
 def radius_graph(structure: Any, cutoff: float, max_neighbors: int) -> dict[str, np.ndarray]:

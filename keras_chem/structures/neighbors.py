@@ -88,6 +88,21 @@ def radius_neighbors(atoms: ase.Atoms, cutoff: float) -> NeighborList:
     return NeighborList(i, j, shifts, distances, vectors, cutoff).take(order)
 
 
+_DENSITY_MARGIN = 2.0  # first search of k_nearest: a sphere expected to hold 2k atoms
+
+
+def _dense_radius(atoms: ase.Atoms, k: int, start_radius: float) -> float | None:
+    """A radius below `start_radius` that probably holds `k` neighbours of every atom of a
+    fully periodic cell (a sphere expected to hold 2k atoms at the cell's mean density), or None."""
+    if not np.all(atoms.pbc):
+        return None
+    volume = abs(float(np.linalg.det(atoms.cell.array)))
+    if not np.isfinite(volume) or volume <= 0:
+        return None
+    radius = (3.0 * _DENSITY_MARGIN * k * volume / (4.0 * np.pi * len(atoms))) ** (1.0 / 3.0)
+    return radius if 0 < radius < start_radius else None
+
+
 def _cannot_reach(atoms: ase.Atoms, k: int) -> str | None:
     """Reason why no radius gives k neighbours per atom (finite molecule too small)."""
     if not np.any(atoms.pbc) and len(atoms) - 1 < k:
@@ -119,6 +134,14 @@ def k_nearest(
     if start_radius > max_radius:
         raise ValueError(f"start_radius {start_radius} Å is larger than max_radius {max_radius} Å")
     n = len(atoms)
+    # The k nearest do not depend on the radius once every atom has k within it (ties are ordered
+    # by distance, j, shift), so a smaller radius from the cell's density is tried first.
+    dense = _dense_radius(atoms, k, float(start_radius))
+    if dense is not None:
+        nl = radius_neighbors(atoms, dense)
+        counts = nl.counts(n)
+        if counts.min() >= k:
+            return _first_k(nl, counts, k)
     radius = float(start_radius)
     while True:
         nl = radius_neighbors(atoms, radius)
@@ -132,9 +155,13 @@ def k_nearest(
                 f"within {radius:g} Å, {k} needed (max_radius {max_radius:g} Å)"
             )
         radius += step
+    return _first_k(nl, counts, k)
+
+
+def _first_k(nl: NeighborList, counts: np.ndarray, k: int) -> NeighborList:
+    """The first `k` pairs of every atom of a list sorted by (i, distance)."""
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rows = (starts[:, None] + np.arange(k)[None, :]).ravel()
-    return nl.take(rows)
+    return nl.take((starts[:, None] + np.arange(k)[None, :]).ravel())
 
 
 def isolated_atoms(nl: NeighborList, n_atoms: int) -> np.ndarray:
