@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from keras_chem.data.types import Skip
+from keras_chem.featurizers.positional import LAP_PE_DIM, RW_PE_DIM
 from keras_chem.featurizers.progress import map_rows
 from keras_chem.models.base import Features, TaskInfo
 
-N_POSITIONAL = 40  # Laplacian eigenvectors (20) + random-walk return probabilities (20)
+N_POSITIONAL = LAP_PE_DIM + RW_PE_DIM  # Laplacian eigenvectors + random-walk return probabilities
 
 DEFAULTS = {
     "k": 12,
