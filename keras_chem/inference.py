@@ -23,11 +23,13 @@ def predict(run_dir: str | Path, smiles: list[str] | None = None, structures: li
     from keras_chem.models.base import TaskInfo
     from keras_chem.models.registry import get_model_family
     from keras_chem.training.batching import predict as predict_batched
+    from keras_chem.training.compile_cache import enable_compile_cache
 
     given = {k: v for k, v in {"smiles": smiles, "structure": structures, "composition": compositions}.items() if v is not None}
     if len(given) != 1:
         raise ValueError("pass exactly one of smiles=, structures= or compositions=")
     input_kind, inputs = next(iter(given.items()))
+    enable_compile_cache()
     info = json.loads((Path(run_dir) / "model_info.json").read_text())
     family = get_model_family(info["model"])
     preprocessor = family.preprocessor_from_config(info["preprocessor"])

@@ -26,6 +26,20 @@ def test_plan_covers_every_row_once_and_is_seeded():
     assert all(np.array_equal(a, b) and s == t for (a, s), (b, t) in zip(plan, again))
 
 
+def test_sparse_buckets_join_the_next_larger_one():
+    from keras_chem.training.batching import merge_sparse_buckets
+
+    # counts per bucket: 40, 5, 0, 20, 15, 3 -> the 5 join bucket 2 (still 5), then bucket 3 (25),
+    # then bucket 4 (40, enough); the last bucket keeps its 3 rows
+    bucket_of = np.repeat(np.arange(6), [40, 5, 0, 20, 15, 3])
+    merged = merge_sparse_buckets(bucket_of, 6, min_rows=32)
+    assert np.bincount(merged, minlength=6).tolist() == [40, 0, 0, 0, 40, 3]
+    assert np.all(merged >= bucket_of)
+    sizes = np.concatenate([np.full(200, 6), [30, 50, 90]])  # three lone large rows
+    plan = plan_batches(sizes, 100, 32, None)
+    assert sorted({size for _, size in plan}) == [8, 100]
+
+
 def test_training_and_prediction_with_changing_batch_shapes():
     import keras
 

@@ -80,7 +80,9 @@ class ETGC(keras.layers.Layer):
     A node without any real neighbour gets a zero message.
 
     K_e / V_e are applied as K_i W1 + K_j W2 + e_hat W3 + b with W = [W1; W2; W3] (the same
-    Linear(3d_k -> d_k), split so the node terms are projected once per node, not per edge).
+    Linear(3d_k -> d_k)), and the scores and messages are reassociated so that per edge only the
+    gathered neighbour terms and contractions with the raw edge features remain: no per-edge
+    projection of e on the line graph, whose edges are K times as many as the atoms' (see `call`).
 
     BatchNorm statistics use real rows only: Keras 3 `BatchNormalization(mask=...)` computes
     masked moments on every backend (checked in the tests). LayerNorm/BatchNorm epsilons and the
@@ -182,31 +184,38 @@ class ETGC(keras.layers.Layer):
         x = ops.where(ops.expand_dims(node_mask, -1), x, 0.0)
         e = ops.where(ops.expand_dims(edge_mask, -1), e, 0.0)
 
+        # K_e and V_e are linear, so the attention is evaluated in reassociated form (the same
+        # function): only the gathered neighbour terms are per edge, and the edge terms are
+        # contracted with the raw edge features, never projected per edge:
+        #   <q_i, k'_ij> = <q_i, k_i W1 + b> + <q_i, (k W2)_j> + <e_ij, We_h W3 q_i>
+        #   sum_j a_ij v'_ij = (sum_j a_ij)(v_i W1' + b') + sum_j a_ij (v W2')_j + (sum_j a_ij e_ij) We_h W3'
+        dk, f = self.d_k, self.edge_dim
         q = self._split_heads(self.q_proj(x))  # [B,M,H,dk]
         k = self._split_heads(self.k_proj(x))
         v = self._split_heads(self.v_proj(x))
-        e_hat = self._split_heads(self.e_proj(e))  # [B,M,K',H,dk]
-
-        # Project the neighbour halves per node, then gather both with one take.
-        # K_e(.) = K_i W[:dk] + K_j W[dk:2dk] + e_hat W[2dk:] + b (same for V_e).
-        dk = self.d_k
         kw = ops.cast(self.k_edge.kernel, k.dtype)
         vw = ops.cast(self.v_edge.kernel, v.dtype)
-        k_nb = ops.matmul(k, kw[dk : 2 * dk])
-        v_nb = ops.matmul(v, vw[dk : 2 * dk])
-        nb = gather_nodes(ops.concatenate([k_nb, v_nb], axis=-1), nbr_idx)  # [B,M,K',H,2dk]
-        k_nb, v_nb = nb[..., :dk], nb[..., dk:]
-        k_e = ops.expand_dims(ops.matmul(k, kw[:dk]) + ops.cast(self.k_edge.bias, k.dtype), 2)
-        k_e = k_e + k_nb + ops.matmul(e_hat, kw[2 * dk :])
-        v_e = ops.expand_dims(ops.matmul(v, vw[:dk]) + ops.cast(self.v_edge.bias, v.dtype), 2)
-        v_e = v_e + v_nb + ops.matmul(e_hat, vw[2 * dk :])
+        we = ops.reshape(ops.cast(self.e_proj.kernel, e.dtype), (f, self.heads, dk))  # e_hat_h = e We_h
+        nb = gather_nodes(ops.concatenate([ops.matmul(k, kw[dk : 2 * dk]), ops.matmul(v, vw[dk : 2 * dk])], axis=-1), nbr_idx)
+        k_nb, v_nb = nb[..., :dk], nb[..., dk:]  # [B,M,K',H,dk]
 
-        scores = ops.sum(ops.expand_dims(q, 2) * k_e, axis=-1) / math.sqrt(dk)  # [B,M,K',H]
+        k_self = ops.matmul(k, kw[:dk]) + ops.cast(self.k_edge.bias, k.dtype)
+        q_edge = ops.einsum("fhc,bmhc->bmhf", ops.einsum("fhd,dc->fhc", we, kw[2 * dk :]), q)
+        scores = (
+            ops.expand_dims(ops.sum(q * k_self, axis=-1), 2)
+            + ops.einsum("bmhd,bmkhd->bmkh", q, k_nb)
+            + ops.einsum("bmkf,bmhf->bmkh", e, q_edge)
+        ) / math.sqrt(dk)  # [B,M,K',H]
         alpha = masked_softmax(scores, ops.expand_dims(edge_mask, -1), axis=2)
         alpha = self.attn_dropout(alpha, training=training)
-        em = ops.expand_dims(ops.expand_dims(edge_mask, -1), -1)
-        a = ops.expand_dims(alpha, -1)
-        msg = ops.sum(ops.where(em, a * v_e, 0.0), axis=2)  # [B,M,H,dk]
+
+        v_self = ops.matmul(v, vw[:dk]) + ops.cast(self.v_edge.bias, v.dtype)
+        e_pooled = ops.einsum("bmkh,bmkf->bmhf", alpha, e)
+        msg = (
+            ops.expand_dims(ops.sum(alpha, axis=2), -1) * v_self
+            + ops.einsum("bmkh,bmkhd->bmhd", alpha, v_nb)
+            + ops.einsum("bmhf,fhc->bmhc", e_pooled, ops.einsum("fhd,dc->fhc", we, vw[2 * dk :]))
+        )  # [B,M,H,dk]
         msg = ops.reshape(msg, (-1, kp[0], self.heads * dk))
         x1 = self.node_ln(self.node_out(msg)) + x
 
@@ -215,8 +224,8 @@ class ETGC(keras.layers.Layer):
         if not self.update_edges:
             return x_out, e  # already zeroed on padding
 
-        e_att = ops.where(em, a * e_hat, 0.0)
-        e_att = ops.reshape(e_att, (-1, kp[0], kp[1], self.heads * dk))
+        e_hat = self._split_heads(self.e_proj(e))  # [B,M,K',H,dk]
+        e_att = ops.reshape(ops.expand_dims(alpha, -1) * e_hat, (-1, kp[0], kp[1], self.heads * dk))
         e1 = self.edge_ln(self.edge_out(e_att)) + e
         e2 = self._ffn(e1, self.edge_ff1, self.edge_ff2, self.edge_bn, edge_mask, training)
         e_out = ops.where(ops.expand_dims(edge_mask, -1), ops.softplus(e2), 0.0)

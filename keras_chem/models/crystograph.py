@@ -38,6 +38,7 @@ DEFAULTS = {
     "dropout": 0.0,
     "optimizer": "adamw",
     "learning_rate": 1e-4,
+    "lr_schedule": "constant",
     "weight_decay": 0.0,
     "batch_size": 32,
     "epochs": 300,

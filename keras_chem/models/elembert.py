@@ -29,6 +29,7 @@ DEFAULTS = {
     "dropout": 0.1,
     "max_atoms": None,
     "learning_rate": 1e-3,
+    "lr_schedule": "constant",
     "batch_size": 32,
     "epochs": 100,
     "patience": 10,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+MIN_BUCKET_ROWS = 32
+
 
 def bucket_sizes(cap: int, smallest: int = 8, growth: float = 1.25, multiple: int = 8) -> np.ndarray:
     """Sizes 8, 16, 24, 32, 40, 56, 72, 96, 120, ... below `cap`, then `cap`: each about a quarter
@@ -20,11 +22,28 @@ def bucket_sizes(cap: int, smallest: int = 8, growth: float = 1.25, multiple: in
     return np.asarray(sizes + [cap], dtype=np.int64)
 
 
-def plan_batches(row_sizes: np.ndarray, cap: int, batch_size: int, rng: np.random.Generator | None) -> list[tuple[np.ndarray, int]]:
+def merge_sparse_buckets(bucket_of: np.ndarray, n_buckets: int, min_rows: int) -> np.ndarray:
+    """Rows of a bucket holding fewer than `min_rows` rows (counting rows merged into it) move to the
+    next larger bucket: compiling a shape for a handful of large rows costs more than their padding."""
+    counts = np.bincount(bucket_of, minlength=n_buckets)
+    target, carried = np.arange(n_buckets), 0
+    for bucket in range(n_buckets - 1):
+        carried += counts[bucket]
+        if 0 < carried < min_rows:
+            target[bucket] = bucket + 1
+        else:
+            carried = 0
+    for bucket in range(n_buckets - 2, -1, -1):
+        target[bucket] = target[target[bucket]]
+    return target[bucket_of]
+
+
+def plan_batches(row_sizes: np.ndarray, cap: int, batch_size: int, rng: np.random.Generator | None,
+                 min_rows: int = MIN_BUCKET_ROWS) -> list[tuple[np.ndarray, int]]:
     """`(rows, size)` per batch; rows shuffled within buckets and batches shuffled when `rng` is given."""
     ladder = bucket_sizes(cap)
     order = rng.permutation(len(row_sizes)) if rng is not None else np.arange(len(row_sizes))
-    bucket_of = np.searchsorted(ladder, row_sizes[order], side="left")
+    bucket_of = merge_sparse_buckets(np.searchsorted(ladder, row_sizes[order], side="left"), len(ladder), min_rows)
     batches = []
     for bucket in np.unique(bucket_of):
         rows = order[bucket_of == bucket]
@@ -106,7 +125,9 @@ def for_backend(data):
             yield data[index]
         data.on_epoch_end()
 
-    return tf.data.Dataset.from_generator(generate, output_signature=spec).prefetch(2)
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
+    # A known length lets Keras count the steps instead of warning that the input ran out of data.
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(data))).prefetch(2)
 
 
 def predict(model, arrays, preprocessor, batch_size: int = 256) -> np.ndarray:

@@ -29,6 +29,7 @@ from keras_chem.models.base import Features, TaskInfo
 from keras_chem.models.registry import get_model_family
 from keras_chem.training.batching import batches
 from keras_chem.training.batching import predict as predict_batched
+from keras_chem.training.compile_cache import enable_compile_cache
 from keras_chem.training.config import RESUME_IRRELEVANT_KEYS, RunConfig
 from keras_chem.training.console import console, fold_progress
 from keras_chem.training.splitting import DEFAULT_FOLDS
@@ -46,6 +47,7 @@ def run(config: RunConfig) -> dict:
     """Train and evaluate `config.model` on every split; returns the summary."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    enable_compile_cache()
     _fill_split_defaults(config)
     _check_or_write_config(out, config)
 
@@ -193,15 +195,16 @@ def train_fold(config: RunConfig, family, preprocessor, task: TaskInfo, data: Da
     return metrics
 
 
-def compile_model(model, task: TaskInfo, stats: dict | None, model_config: dict) -> None:
+def compile_model(model, task: TaskInfo, stats: dict | None, model_config: dict, steps_per_epoch: int = 1) -> None:
     """The task's loss and the configured optimizer (`optimizer` "adam" or "adamw", `learning_rate`,
-    `weight_decay`), compiled with XLA on every backend: Keras leaves XLA off for TensorFlow on a
-    CPU, where it trains the bucketed batches about 30% faster."""
+    `weight_decay`, `lr_schedule`), compiled with XLA on every backend: Keras leaves XLA off for
+    TensorFlow on a CPU, where it trains the bucketed batches about 30% faster."""
     import keras
 
     from keras_chem.models.heads import loss_for
 
-    name, rate = model_config.get("optimizer", "adam"), model_config["learning_rate"]
+    name = model_config.get("optimizer", "adam")
+    rate = learning_rate_schedule(model_config, steps_per_epoch)
     if name == "adam":
         optimizer = keras.optimizers.Adam(rate)
     elif name == "adamw":
@@ -209,6 +212,26 @@ def compile_model(model, task: TaskInfo, stats: dict | None, model_config: dict)
     else:
         raise ValueError(f"unknown optimizer {name!r}; choose adam or adamw")
     model.compile(optimizer=optimizer, loss=loss_for(task, stats), jit_compile=True)
+
+
+LR_SCHEDULES = ("constant", "cosine", "step")
+
+
+def learning_rate_schedule(model_config: dict, steps_per_epoch: int):
+    """`lr_schedule`: "constant"; "cosine" (decay to 0 over `epochs`); or "step" (×0.1 after a third of
+    `epochs`, the original CrysToGraph's MultiStepLR)."""
+    import keras
+
+    rate, kind = model_config["learning_rate"], model_config.get("lr_schedule", "constant")
+    total = max(1, model_config["epochs"] * steps_per_epoch)
+    if kind == "constant":
+        return rate
+    if kind == "cosine":
+        return keras.optimizers.schedules.CosineDecay(rate, decay_steps=total)
+    if kind == "step":
+        boundary = max(1, model_config["epochs"] // 3) * steps_per_epoch
+        return keras.optimizers.schedules.PiecewiseConstantDecay([boundary], [rate, rate * 0.1])
+    raise ValueError(f"unknown lr_schedule {kind!r}; choose one of {', '.join(LR_SCHEDULES)}")
 
 
 def _fit(config: RunConfig, family, preprocessor, task: TaskInfo, take, y, split, k: int, label: str):
@@ -225,11 +248,13 @@ def _fit(config: RunConfig, family, preprocessor, task: TaskInfo, take, y, split
         )
     stats = _target_stats(y[split.train]) if task.task == "regression" else None
     model = family.build(model_config, preprocessor, task, stats)
-    compile_model(model, task, stats, model_config)
+    train_batches = batches(take(split.train), y[split.train], preprocessor, model_config["batch_size"], seed=config.seed + k)
+    compile_model(model, task, stats, model_config, steps_per_epoch=len(train_batches))
     history = model.fit(
-        batches(take(split.train), y[split.train], preprocessor, model_config["batch_size"], seed=config.seed + k),
+        train_batches,
         validation_data=batches(take(split.val), y[split.val], preprocessor, 256),
         epochs=model_config["epochs"],
+        shuffle=False,  # the batches are shuffled, within buckets, by `batches`
         verbose=0,
         callbacks=[
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=model_config["patience"], restore_best_weights=True),
@@ -273,13 +298,12 @@ def evaluate(task: TaskInfo, y_true: np.ndarray, predictions: np.ndarray) -> dic
 
 
 def seed_everything(seed: int) -> None:
+    """Seeds Python, numpy and the backend. TensorFlow's op determinism is left off: it turns XLA
+    off, and the XLA programs every model is compiled to already run deterministically on a CPU
+    (the kill-and-resume test checks bit-equal summaries on both backends)."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
 
 
 def _fill_split_defaults(config: RunConfig) -> None:

@@ -1,0 +1,32 @@
+"""`lr_schedule`: constant, cosine over the epoch budget, or the original CrysToGraph's ×0.1 step."""
+
+import pytest
+from keras import ops
+
+from keras_chem.training.runner import learning_rate_schedule
+
+
+def _at(schedule, step):
+    return float(ops.convert_to_numpy(schedule(step)))
+
+
+def test_constant_is_the_plain_rate():
+    assert learning_rate_schedule({"learning_rate": 1e-3, "epochs": 10}, 7) == 1e-3
+
+
+def test_cosine_decays_to_zero_over_the_epoch_budget():
+    schedule = learning_rate_schedule({"learning_rate": 1e-3, "epochs": 10, "lr_schedule": "cosine"}, 7)
+    assert _at(schedule, 0) == pytest.approx(1e-3)
+    assert _at(schedule, 35) == pytest.approx(5e-4, rel=1e-4)
+    assert _at(schedule, 70) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_step_drops_tenfold_after_a_third_of_the_epochs():
+    schedule = learning_rate_schedule({"learning_rate": 1e-3, "epochs": 9, "lr_schedule": "step"}, 5)
+    assert _at(schedule, 15) == pytest.approx(1e-3)
+    assert _at(schedule, 16) == pytest.approx(1e-4)
+
+
+def test_unknown_schedule_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown lr_schedule 'warmup'; choose one of constant, cosine, step"):
+        learning_rate_schedule({"learning_rate": 1e-3, "epochs": 9, "lr_schedule": "warmup"}, 5)
