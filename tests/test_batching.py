@@ -22,8 +22,22 @@ def test_plan_covers_every_row_once_and_is_seeded():
     rows = np.concatenate([r for r, _ in plan])
     assert sorted(rows.tolist()) == list(range(500))
     assert all(sizes[r].max() <= size for r, size in plan)
+    assert sorted(len(r) for r, _ in plan)[1:] == [32] * (len(plan) - 1), "only one batch may be short"
     again = plan_batches(sizes, 128, 32, np.random.default_rng(1))
     assert all(np.array_equal(a, b) and s == t for (a, s), (b, t) in zip(plan, again))
+    other_epoch = plan_batches(sizes, 128, 32, np.random.default_rng(2))
+    assert not all(np.array_equal(a, b) for (a, _), (b, _) in zip(plan, other_epoch))
+
+
+def test_eval_batches_are_padded_to_few_row_counts():
+    from keras_chem.training.batching import padded_rows, plan_eval_batches
+
+    assert [padded_rows(n, 256) for n in (1, 8, 9, 100, 129, 256)] == [8, 8, 16, 128, 256, 256]
+    assert padded_rows(20, 16) == 16
+    sizes = np.random.default_rng(0).integers(3, 120, size=500)
+    plan = plan_eval_batches(sizes, 128, 256)
+    assert sorted(np.concatenate([r for r, _ in plan]).tolist()) == list(range(500))
+    assert all(sizes[r].max() <= size and len(r) <= 256 for r, size in plan)
 
 
 def test_sparse_buckets_join_the_next_larger_one():
@@ -35,9 +49,10 @@ def test_sparse_buckets_join_the_next_larger_one():
     merged = merge_sparse_buckets(bucket_of, 6, min_rows=32)
     assert np.bincount(merged, minlength=6).tolist() == [40, 0, 0, 0, 40, 3]
     assert np.all(merged >= bucket_of)
+    from keras_chem.training.batching import plan_eval_batches
+
     sizes = np.concatenate([np.full(200, 6), [30, 50, 90]])  # three lone large rows
-    plan = plan_batches(sizes, 100, 32, None)
-    assert sorted({size for _, size in plan}) == [8, 100]
+    assert sorted({size for _, size in plan_eval_batches(sizes, 100, 256)}) == [8, 100]
 
 
 def test_training_and_prediction_with_changing_batch_shapes():
@@ -51,7 +66,7 @@ def test_training_and_prediction_with_changing_batch_shapes():
     model = build({**DEFAULTS, "tokens": "v0"}, pre, task)
     model.compile(optimizer="adam", loss="binary_crossentropy")
     # unshuffled, the first batches are full batches of the shortest bucket; later ones differ
-    model.fit(batches(arrays, y, pre, 32), epochs=2, verbose=0)
+    model.fit(batches(arrays, y, pre, 32), epochs=2, shuffle=False, verbose=0)
     expected = model.predict(arrays, verbose=0)
     np.testing.assert_allclose(predict(model, arrays, pre, 32), expected, atol=1e-5)
     assert keras.backend.backend() in {"jax", "tensorflow"}

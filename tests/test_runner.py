@@ -21,7 +21,7 @@ def kchem(*args, check=True, **kwargs):
     return subprocess.run([sys.executable, "-m", "keras_chem.cli", *args], env=env, capture_output=True, text=True, check=check, **kwargs)
 
 
-def train_args(out, folds=3, dataset="bbbp"):
+def train_args(out, folds=2, dataset="bbbp"):
     return ["train", "elembert", "--dataset", dataset, "--folds", str(folds), "--out", str(out), *TINY]
 
 
@@ -33,7 +33,7 @@ def test_kfold_run_writes_the_run_directory(tmp_path):
                  "roc_p_np.png", "confusion_matrix.png", "tsne_cls.png"):
         assert (out / name).exists(), name
     splits = json.loads((out / "splits.json").read_text())
-    assert len(splits) == 3
+    assert len(splits) == 2
     tested = np.concatenate([s["test"] for s in splits])
     assert len(tested) == len(set(tested))
     for k, split in enumerate(splits):
@@ -47,11 +47,11 @@ def test_kfold_run_writes_the_run_directory(tmp_path):
         expected = roc_auc_score(predictions["p_np"], predictions["p_np_pred"])
         assert metrics["roc_auc"] == pytest.approx(expected, abs=1e-6)
     summary = json.loads((out / "summary.json").read_text())
-    values = [json.loads((out / f"fold_{k}" / "metrics.json").read_text())["roc_auc"] for k in range(3)]
+    values = [json.loads((out / f"fold_{k}" / "metrics.json").read_text())["roc_auc"] for k in range(2)]
     assert summary["metrics"]["roc_auc"]["mean"] == pytest.approx(np.mean(values))
     assert "pooled_onehot_auc" in summary["metrics"]
     config = json.loads((out / "config.json").read_text())
-    assert config["model_config"]["epochs"] == 2 and config["folds"] == 3 and config["seed"] == 3
+    assert config["model_config"]["epochs"] == 2 and config["folds"] == 2 and config["seed"] == 3
 
 
 def test_killed_run_resumes_to_the_same_summary(tmp_path):
@@ -71,7 +71,7 @@ def test_killed_run_resumes_to_the_same_summary(tmp_path):
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (out / "fold_2" / "metrics.json").exists(), "the run finished before it could be killed"
+    assert not (out / "fold_1" / "metrics.json").exists(), "the run finished before it could be killed"
     assert not (out / "summary.json").exists()
     first_fold = (out / "fold_0" / "metrics.json").stat().st_mtime_ns
 
@@ -119,13 +119,18 @@ def test_unknown_model_option_is_a_clear_error(tmp_path):
 
 
 def test_bad_rows_are_skipped_and_reported(tmp_path):
-    # Tox21 holds 8 SMILES RDKit rejects; the first 1500 rows contain some of them.
+    # Tox21 holds 8 SMILES RDKit rejects; the first 1500 rows contain some of them. Molecules over
+    # --max-atoms are skipped too (and keep the run to a few batch shapes).
     out = tmp_path / "run"
-    kchem("train", "elembert", "--dataset", "tox21", "--tokens", "v0", "--folds", "2", "--limit", "1500", "--epochs", "1", "--out", str(out))
+    kchem("train", "elembert", "--dataset", "tox21", "--tokens", "v0", "--replicates", "1", "--limit", "1500", "--epochs", "1",
+          "--max-atoms", "40", "--out", str(out))
     with open(out / "skipped.csv") as handle:
         skipped = list(csv.DictReader(handle))
-    assert skipped, "expected unparseable Tox21 rows in skipped.csv"
     assert all(row["id"] and row["reason"] for row in skipped)
+    reasons = [row["reason"] for row in skipped]
+    assert any("over --max-atoms 40" in reason for reason in reasons)
+    unparseable = [reason for reason in reasons if "--max-atoms" not in reason]
+    assert unparseable, "expected the unparseable Tox21 rows in skipped.csv"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_skipped"] == len(skipped)
     assert summary["n_rows_used"] + len(skipped) == 1500
@@ -138,7 +143,7 @@ def test_per_task_trains_one_model_per_task(tmp_path):
     from keras_chem.training.runner import run
 
     out = tmp_path / "run"
-    options = {"dataset": "clintox", "split": "random", "folds": 2, "limit": 100, "epochs": 1, "tokens": "v0",
+    options = {"dataset": "clintox", "split": "random", "replicates": 1, "limit": 100, "epochs": 1, "tokens": "v0",
                "per_task": True, "out": str(out)}
     summary = run(resolve("elembert", DEFAULTS, {}, options))
     assert set(summary["metrics"]["per_task"]) == {"FDA_APPROVED", "CT_TOX"}
@@ -156,7 +161,7 @@ def test_v1_tokens_on_crystals_multiclass_and_structure_predictions(tmp_path):
     from keras_chem.training.runner import run
 
     out = tmp_path / "run"
-    options = {"dataset": "cegann_dimensionality", "folds": 2, "limit": 120, "epochs": 1, "out": str(out)}
+    options = {"dataset": "cegann_dimensionality", "replicates": 1, "limit": 120, "epochs": 1, "out": str(out)}
     summary = run(resolve("elembert", DEFAULTS, {}, options))
     assert summary["task"] == "multiclass" and "accuracy" in summary["metrics"]
     info = json.loads((out / "model_info.json").read_text())

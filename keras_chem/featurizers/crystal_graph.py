@@ -19,6 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from keras_chem.featurizers.edge_grids import (
+    ANGLE_GRID,
+    COS_DENOM_GUARD,
+    DISTANCE_GRID,
+    FLAG_RADIUS,
+    PHI_GRID,
+    SPHERICAL_GUARD,
+    THETA_GRID,
+    grid_centres,
+)
 from keras_chem.structures.crystals import to_atoms
 from keras_chem.structures.neighbors import NeighborList, k_nearest, radius_neighbors
 
@@ -28,25 +38,11 @@ RADIUS_STEP = 2.0
 MAX_RADIUS = 40.0
 
 
-def _grid(start: float, step: float, count: int) -> np.ndarray:
-    """`count` centres start, start + step, ... (float64, read-only; no float drift of arange)."""
-    grid = np.round(start + step * np.arange(count), 10)
-    grid.flags.writeable = False
-    return grid
-
-
-# Gaussian centres and widths of the CrysToGraph features, g(x) = exp(-(x - mu)^2 / sigma^2).
-DISTANCE_CENTERS = _grid(0.0, 0.2, 41)  # rho, Å
-DISTANCE_SIGMA = 0.2
-THETA_CENTERS = _grid(0.0, 0.2, 17)  # polar angle, rad
-THETA_SIGMA = 0.2
-PHI_CENTERS = _grid(-3.2, 0.4, 17)  # azimuth, rad
-PHI_SIGMA = 0.4
-ANGLE_CENTERS = _grid(-1.4, 0.1, 30)  # bond cosine
-ANGLE_SIGMA = 0.1
-FLAG_RADIUS = 8.0  # the 76th edge feature is rho > 8 Å (the radius had to grow)
-SPHERICAL_GUARD = 0.001  # rho == 0 -> 0.001, x == 0 -> 0.001 (upstream's guards)
-COS_DENOM_GUARD = 1e-4  # added to every denominator of a graph when one of them is 0
+# Gaussian centres and widths (sigma = the grid step) of the CrysToGraph features.
+DISTANCE_CENTERS, DISTANCE_SIGMA = grid_centres(*DISTANCE_GRID), DISTANCE_GRID[2]
+THETA_CENTERS, THETA_SIGMA = grid_centres(*THETA_GRID), THETA_GRID[2]
+PHI_CENTERS, PHI_SIGMA = grid_centres(*PHI_GRID), PHI_GRID[2]
+ANGLE_CENTERS, ANGLE_SIGMA = grid_centres(*ANGLE_GRID), ANGLE_GRID[2]
 N_EDGE_FEATURES = len(DISTANCE_CENTERS) + len(THETA_CENTERS) + len(PHI_CENTERS) + 1  # 76
 N_ANGLE_FEATURES = len(ANGLE_CENTERS)  # 30
 

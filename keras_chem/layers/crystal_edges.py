@@ -12,16 +12,9 @@ import math
 import keras
 from keras import ops
 
+from keras_chem.featurizers.edge_grids import ANGLE_GRID, COS_DENOM_GUARD, DISTANCE_GRID, FLAG_RADIUS, PHI_GRID, SPHERICAL_GUARD, THETA_GRID
 from keras_chem.layers.etgc import gather_nodes, shape_dim
 from keras_chem.layers.gaussian_expansion import GaussianExpansion
-
-RHO_GRID = (0.0, 8.0, 0.2)  # 41 centres, sigma 0.2 (Angstrom)
-THETA_GRID = (0.0, 3.2, 0.2)  # 17 centres, sigma 0.2 (rad)
-PHI_GRID = (-3.2, 3.2, 0.4)  # 17 centres, sigma 0.4 (rad)
-COS_GRID = (-1.4, 1.5, 0.1)  # 30 centres, sigma 0.1
-FLAG_RADIUS = 8.0  # flag = rho > 8 (the neighbour radius had to grow past 8 Angstrom)
-GUARD = 0.001  # rho == 0 -> 0.001 and x == 0 -> 0.001, as upstream
-COS_DENOM_GUARD = 1e-4  # added to every denominator of a crystal if any of them is 0
 
 
 def _safe_sqrt(s):
@@ -42,10 +35,10 @@ def spherical_coordinates(vec):
     s_xy = ops.square(x) + ops.square(y)
     sq = s_xy + ops.square(z)
     zero = sq <= 0
-    rho = ops.where(zero, ops.full_like(sq, GUARD), _safe_sqrt(sq))
+    rho = ops.where(zero, ops.full_like(sq, SPHERICAL_GUARD), _safe_sqrt(sq))
     z_safe = ops.where(zero, ops.ones_like(z), z)
     theta = ops.where(zero, ops.full_like(z, math.pi / 2), ops.arctan2(_safe_sqrt(s_xy), z_safe))
-    x_g = ops.where(ops.equal(x, 0), ops.full_like(x, GUARD), x)
+    x_g = ops.where(ops.equal(x, 0), ops.full_like(x, SPHERICAL_GUARD), x)
     phi = ops.arctan2(y, x_g)
     return rho, theta, phi
 
@@ -61,7 +54,7 @@ class SphericalEdgeFeatures(keras.layers.Layer):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.rho_rbf = GaussianExpansion(*RHO_GRID, name="rho_rbf")
+        self.rho_rbf = GaussianExpansion(*DISTANCE_GRID, name="rho_rbf")
         self.theta_rbf = GaussianExpansion(*THETA_GRID, name="theta_rbf")
         self.phi_rbf = GaussianExpansion(*PHI_GRID, name="phi_rbf")
 
@@ -149,7 +142,7 @@ class LineGraph(keras.layers.Layer):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.cos_rbf = GaussianExpansion(*COS_GRID, name="cos_rbf")
+        self.cos_rbf = GaussianExpansion(*ANGLE_GRID, name="cos_rbf")
 
     def build(self, nbr_idx_shape, nbr_mask_shape=None, nbr_vec_shape=None):
         self.cos_rbf.build(tuple(nbr_idx_shape[:1]) + (None, nbr_idx_shape[-1]))

@@ -6,15 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-
-def gaussian_centres(start: float, stop: float, step: float) -> np.ndarray:
-    """Centres `arange(start, stop + step, step)` as upstream builds them (float64).
-
-    The count follows `arange`'s rule (0..8 step .2 gives 41; -1.4..1.5 step .1 gives 30); the
-    values are computed as `start + i * step` so they do not pick up arange's drift.
-    """
-    count = len(np.arange(start, stop + step, step))
-    return start + step * np.arange(count, dtype=np.float64)
+from keras_chem.featurizers.edge_grids import grid_centres
 
 
 @keras.saving.register_keras_serializable(package="keras_chem")
@@ -32,7 +24,7 @@ class GaussianExpansion(keras.layers.Layer):
         self.stop = float(stop)
         self.step = float(step)
         self.sigma = float(step if sigma is None else sigma)
-        self._centres = gaussian_centres(self.start, self.stop, self.step)
+        self._centres = grid_centres(self.start, self.stop, self.step)
 
     @property
     def count(self) -> int:

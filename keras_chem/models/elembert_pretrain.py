@@ -133,6 +133,7 @@ def pretrain(datasets: list[str], config: dict, out: str | Path, seed: int = 0, 
         for_backend(Batches(tokens[train_rows], preprocessor, config["batch_size"], vocabulary_size, mask_id, seed=seed)),
         validation_data=for_backend(Batches(tokens[val_rows], preprocessor, 256, vocabulary_size, mask_id)),
         epochs=config["epochs"],
+        shuffle=False,  # the batches are shuffled, within buckets, by `MaskedBatches`
         verbose=0,
         callbacks=[
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=config["patience"], restore_best_weights=True),

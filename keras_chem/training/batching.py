@@ -1,8 +1,10 @@
 """Batches of similar-size rows, trimmed to their bucket's size, so padding stays small.
 
-The arrays of a dataset are padded to the dataset's cap; a batch only pays for the
-bucket it falls in. Bucket sizes are few (a geometric ladder), so `jit` compiles a
-handful of shapes, not one per batch.
+The arrays of a dataset are padded to the dataset's cap; a batch only pays for the bucket it
+falls in. Bucket sizes are few (a geometric ladder), and batches have few row counts: training
+batches are full but for one, evaluation batches are padded with empty rows to a power of two.
+So `jit` compiles a handful of shapes, the same ones in every fold, and the persistent compile
+cache (`compile_cache.py`) serves the later folds.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 MIN_BUCKET_ROWS = 32
+MIN_EVAL_ROWS = 8
 
 
 def bucket_sizes(cap: int, smallest: int = 8, growth: float = 1.25, multiple: int = 8) -> np.ndarray:
@@ -38,26 +41,49 @@ def merge_sparse_buckets(bucket_of: np.ndarray, n_buckets: int, min_rows: int) -
     return target[bucket_of]
 
 
-def plan_batches(row_sizes: np.ndarray, cap: int, batch_size: int, rng: np.random.Generator | None,
-                 min_rows: int = MIN_BUCKET_ROWS) -> list[tuple[np.ndarray, int]]:
-    """`(rows, size)` per batch; rows shuffled within buckets and batches shuffled when `rng` is given."""
+def plan_batches(row_sizes: np.ndarray, cap: int, batch_size: int, rng: np.random.Generator | None) -> list[tuple[np.ndarray, int]]:
+    """Training batches, `(rows, size)` each: the rows, shuffled within their bucket when `rng` is
+    given, are laid end to end from the smallest bucket up and cut into batches of `batch_size`; a
+    batch takes the bucket of its largest row, and the batches are shuffled. Only the last batch is
+    short, so every batch of a bucket has the same shape."""
     ladder = bucket_sizes(cap)
     order = rng.permutation(len(row_sizes)) if rng is not None else np.arange(len(row_sizes))
-    bucket_of = merge_sparse_buckets(np.searchsorted(ladder, row_sizes[order], side="left"), len(ladder), min_rows)
-    batches = []
-    for bucket in np.unique(bucket_of):
-        rows = order[bucket_of == bucket]
-        batches += [(rows[i : i + batch_size], int(ladder[bucket])) for i in range(0, len(rows), batch_size)]
+    bucket_of = np.searchsorted(ladder, row_sizes, side="left")
+    order = order[np.argsort(bucket_of[order], kind="stable")]
+    batches = [(order[i : i + batch_size], int(ladder[bucket_of[order[i : i + batch_size]].max()]))
+               for i in range(0, len(order), batch_size)]
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def plan_eval_batches(row_sizes: np.ndarray, cap: int, batch_size: int, min_rows: int = MIN_BUCKET_ROWS) -> list[tuple[np.ndarray, int]]:
+    """Evaluation batches, `(rows, size)` each, in row order within each bucket (sparse buckets
+    merged into larger ones); `padded_rows` gives the row count a batch is padded to."""
+    ladder = bucket_sizes(cap)
+    bucket_of = merge_sparse_buckets(np.searchsorted(ladder, row_sizes, side="left"), len(ladder), min_rows)
+    batches = []
+    for bucket in np.unique(bucket_of):
+        rows = np.flatnonzero(bucket_of == bucket)
+        batches += [(rows[i : i + batch_size], int(ladder[bucket])) for i in range(0, len(rows), batch_size)]
+    return batches
+
+
+def padded_rows(n: int, batch_size: int) -> int:
+    """`n` rounded up to a power of two (at least 8, at most `batch_size`)."""
+    return min(batch_size, max(MIN_EVAL_ROWS, 1 << (n - 1).bit_length()))
 
 
 def _py_dataset_class():
     import keras
 
     class BucketedBatches(keras.utils.PyDataset):
-        """Keras input: batches of rows trimmed by `trim(arrays, size)` of the preprocessor."""
+        """Keras input: batches of rows trimmed by `trim(arrays, size)` of the preprocessor.
+
+        Training (`targets` given): `plan_batches`, reshuffled every epoch when `seed` is given.
+        Evaluation (`targets=None`): `plan_eval_batches`, each batch padded with all-zero rows
+        (pure padding: no atom, no token) to `padded_rows`; `real_rows()` says which outputs count.
+        """
 
         def __init__(self, arrays, targets, preprocessor, batch_size, seed=None):
             super().__init__()
@@ -72,6 +98,9 @@ def _py_dataset_class():
             self._plan()
 
         def _plan(self):
+            if self.targets is None:
+                self.batches = plan_eval_batches(self.row_sizes, self.cap, self.batch_size)
+                return
             rng = np.random.default_rng([self.seed, self.epoch]) if self.seed is not None else None
             self.batches = plan_batches(self.row_sizes, self.cap, self.batch_size, rng)
 
@@ -81,7 +110,10 @@ def _py_dataset_class():
         def __getitem__(self, index):
             rows, size = self.batches[index]
             inputs = self.preprocessor.trim({k: v[rows] for k, v in self.arrays.items()}, size)
-            return inputs if self.targets is None else (inputs, self.targets[rows])
+            if self.targets is not None:
+                return inputs, self.targets[rows]
+            extra = padded_rows(len(rows), self.batch_size) - len(rows)
+            return {k: np.pad(v, [(0, extra)] + [(0, 0)] * (v.ndim - 1)) for k, v in inputs.items()}
 
         def on_epoch_end(self):
             if self.seed is not None:
@@ -91,11 +123,15 @@ def _py_dataset_class():
         def row_order(self) -> np.ndarray:
             return np.concatenate([rows for rows, _ in self.batches])
 
+        def real_rows(self) -> np.ndarray:
+            """Per output row of an evaluation pass: True for a real row, False for padding."""
+            return np.concatenate([np.arange(padded_rows(len(rows), self.batch_size)) < len(rows) for rows, _ in self.batches])
+
     return BucketedBatches
 
 
 def batches(arrays, targets, preprocessor, batch_size, seed=None):
-    """Shuffled (seeded) training batches, or, with `seed=None`, a fixed order for evaluation."""
+    """Training batches, shuffled with `seed` (a fixed order with `seed=None`)."""
     return for_backend(_py_dataset_class()(arrays, targets, preprocessor, batch_size, seed))
 
 
@@ -131,9 +167,9 @@ def for_backend(data):
 
 
 def predict(model, arrays, preprocessor, batch_size: int = 256) -> np.ndarray:
-    """`model.predict` over bucketed batches, returned in the rows' original order."""
+    """`model.predict` over bucketed, padded batches, returned in the rows' original order."""
     data = _py_dataset_class()(arrays, None, preprocessor, batch_size)
-    outputs = np.asarray(model.predict(for_backend(data), verbose=0))
+    outputs = np.asarray(model.predict(for_backend(data), verbose=0))[data.real_rows()]
     result = np.empty_like(outputs)
     result[data.row_order()] = outputs
     return result

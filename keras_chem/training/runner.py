@@ -33,6 +33,7 @@ from keras_chem.training.compile_cache import enable_compile_cache
 from keras_chem.training.config import RESUME_IRRELEVANT_KEYS, RunConfig
 from keras_chem.training.console import console, fold_progress
 from keras_chem.training.splitting import DEFAULT_FOLDS
+from keras_chem.training.validation import validation_loss
 
 
 # The layer whose output is a row's learned vector, drawn in the t-SNE: elEmBERT's [CLS], a pooled crystal.
@@ -252,11 +253,11 @@ def _fit(config: RunConfig, family, preprocessor, task: TaskInfo, take, y, split
     compile_model(model, task, stats, model_config, steps_per_epoch=len(train_batches))
     history = model.fit(
         train_batches,
-        validation_data=batches(take(split.val), y[split.val], preprocessor, 256),
         epochs=model_config["epochs"],
         shuffle=False,  # the batches are shuffled, within buckets, by `batches`
         verbose=0,
         callbacks=[
+            validation_loss(take(split.val), y[split.val], preprocessor),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=model_config["patience"], restore_best_weights=True),
             EpochProgress(label, model_config["epochs"]),
         ],

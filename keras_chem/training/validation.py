@@ -1,0 +1,24 @@
+"""`val_loss` over the whole validation set, from the same padded evaluation batches as `predict`."""
+
+from __future__ import annotations
+
+
+def validation_loss(arrays, targets, preprocessor):
+    """A Keras callback that writes the compiled loss of the whole validation set into each epoch's
+    logs as `val_loss` (what early stopping and the history read).
+
+    Keras's own validation pass averages per-batch losses weighted by batch size, and compiles a
+    shape for every partial batch, which differ from fold to fold. This one predicts through
+    `batching.predict` (padded batches, shapes shared by folds) and evaluates the loss once.
+    """
+    import keras
+    from keras import ops
+
+    from keras_chem.training.batching import predict
+
+    class ValidationLoss(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            predictions = predict(self.model, arrays, preprocessor)
+            logs["val_loss"] = float(ops.convert_to_numpy(self.model.loss(targets, predictions)))
+
+    return ValidationLoss()
