@@ -19,8 +19,13 @@ structures of matbench_phonons and matbench_dielectric, fed exactly as `kchem tr
 shape; the timed epochs are pure training (no validation pass). Each backend runs in its own
 subprocess with KERAS_BACKEND set.
 
+eTGC (`--only etgc`): the model with keras-chem's reassociated `ETGC.call` against the same model
+with `direct_etgc_call` (the original layer's per-edge form), same weights and batches, median
+`train_on_batch` time per backend, for the paper size and the Matbench CPU budget (hidden 64, one
+eTGC block).
+
 Run: `KCHEM_DATA_DIR=../shared/data .venv/bin/python bench/crystograph_speed.py [--only featurize]
-[--only train] [--n 300] [--train-rows 256] [--results DIR]`. Writes DIR/crystograph_speed.json and
+[--only train] [--only etgc] [--n 300] [--train-rows 256] [--results DIR]`. Writes DIR/crystograph_speed.json and
 .md (DIR defaults to bench/results); a run of one section keeps the other sections' previous
 results in the JSON.
 """
@@ -251,6 +256,119 @@ def measure_train_one(dataset: str, n_rows: int = TRAIN_ROWS, epochs: int = TRAI
     }
 
 
+def direct_etgc_call(self, x, nbr_idx, nbr_mask, e, node_mask=None, training=None):
+    """`ETGC.call` in the direct form of the original layer: K_e / V_e applied to every edge's
+    `[k_i | k_j | e_hat_ij]` (projected per edge, e_hat = W_e e for every edge). Same weights and
+    function as keras-chem's reassociated `ETGC.call`; the reference of the `etgc` section."""
+    import math
+
+    from keras import ops
+
+    from keras_chem.layers.etgc import gather_nodes, masked_softmax, shape_dim
+
+    x, e = ops.cast(x, self.compute_dtype), ops.cast(e, self.compute_dtype)
+    m, kk = shape_dim(x, 1), shape_dim(nbr_idx, 2)
+    node_mask = ops.ones(ops.shape(x)[:2], dtype="bool") if node_mask is None else ops.cast(node_mask, "bool")
+    nbr_real = ops.cast(gather_nodes(ops.cast(node_mask, "int32"), nbr_idx), "bool")
+    edge_mask = ops.cast(nbr_mask, "bool") & ops.expand_dims(node_mask, -1) & nbr_real
+    x = ops.where(ops.expand_dims(node_mask, -1), x, 0.0)
+    e = ops.where(ops.expand_dims(edge_mask, -1), e, 0.0)
+    q, k, v = (self._split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
+    e_hat = self._split_heads(self.e_proj(e))  # [B,M,K',H,dk]: every edge projected
+    kv_nb = gather_nodes(ops.concatenate([k, v], axis=-1), nbr_idx)
+    k_nb, v_nb = kv_nb[..., : self.d_k], kv_nb[..., self.d_k :]
+    expand = lambda t: ops.broadcast_to(ops.expand_dims(t, 2), ops.shape(k_nb))  # noqa: E731
+    k_e = self.k_edge(ops.concatenate([expand(k), k_nb, e_hat], axis=-1))  # Linear(3dk -> dk) per edge
+    v_e = self.v_edge(ops.concatenate([expand(v), v_nb, e_hat], axis=-1))
+    scores = ops.sum(ops.expand_dims(q, 2) * k_e, axis=-1) / math.sqrt(self.d_k)
+    alpha = self.attn_dropout(masked_softmax(scores, ops.expand_dims(edge_mask, -1), axis=2), training=training)
+    a = ops.expand_dims(alpha, -1)
+    msg = ops.reshape(ops.sum(a * v_e, axis=2), (-1, m, self.heads * self.d_k))
+    x1 = self.node_ln(self.node_out(msg)) + x
+    x2 = self._ffn(x1, self.node_ff1, self.node_ff2, self.node_bn, node_mask, training)
+    x_out = ops.where(ops.expand_dims(node_mask, -1), ops.softplus(x2), 0.0)
+    if not self.update_edges:
+        return x_out, e
+    e_att = ops.reshape(a * e_hat, (-1, m, kk, self.heads * self.d_k))
+    e1 = self.edge_ln(self.edge_out(e_att)) + e
+    e2 = self._ffn(e1, self.edge_ff1, self.edge_ff2, self.edge_bn, edge_mask, training)
+    return x_out, ops.where(ops.expand_dims(edge_mask, -1), ops.softplus(e2), 0.0)
+
+
+def measure_etgc_one(dataset: str = "matbench_phonons", overrides: dict | None = None, repeats: int = 15) -> dict:
+    """Median `train_on_batch` seconds of the model with keras-chem's `ETGC.call` and with
+    `direct_etgc_call`, on the same batches of 32 crystals (one per atom bucket 8 and 16) and the
+    same initial weights, in this process's backend; compilation excluded; outputs compared."""
+    import keras
+
+    from keras_chem.data.loaders import load_dataset
+    from keras_chem.layers.etgc import ETGC
+    from keras_chem.models.base import TaskInfo
+    from keras_chem.models.crystograph import DEFAULTS, CrystalGraphPreprocessor, build
+    from keras_chem.training.runner import _target_stats, compile_model
+
+    data = load_dataset(dataset, limit=400)
+    config = {**DEFAULTS, **(overrides or {})}
+    pre = CrystalGraphPreprocessor()
+    features = pre.fit_transform(data.ids, data.inputs, data.input_kind)
+    y = data.targets[features.kept]
+    sizes = pre.sizes(features.arrays)
+    task = TaskInfo(data.task, data.target_names, data.class_names)
+    stats = _target_stats(y)
+    ours_call = ETGC.call
+    result = {"backend": keras.backend.backend(), "dataset": dataset, "overrides": overrides or {}, "buckets": {}}
+    for size in (8, 16):
+        rows = np.flatnonzero((sizes <= size) & (sizes > size - 8))[:32]
+        batch = pre.trim({k: v[rows] for k, v in features.arrays.items()}, size)
+        timings, outputs = {}, {}
+        for form, call in (("ours", ours_call), ("direct", direct_etgc_call)):
+            ETGC.call = call
+            try:
+                keras.utils.set_random_seed(0)
+                model = build(config, pre, task, stats)
+                compile_model(model, task, stats, config)
+                outputs[form] = np.asarray(model.predict_on_batch(batch))
+                model.train_on_batch(batch, y[rows])  # compiles
+                seconds = []
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    model.train_on_batch(batch, y[rows])
+                    seconds.append(time.perf_counter() - started)
+                timings[form] = float(np.median(seconds))
+            finally:
+                ETGC.call = ours_call
+        result["buckets"][str(size)] = {
+            "rows": int(len(rows)), "ours_step_ms": round(1000 * timings["ours"], 1),
+            "direct_step_ms": round(1000 * timings["direct"], 1), "ratio": round(timings["direct"] / timings["ours"], 2),
+            "max_output_difference": float(np.abs(outputs["ours"] - outputs["direct"]).max()),
+        }
+    return result
+
+
+def _etgc_in_subprocess(backend: str, overrides: dict) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "KCHEM_PROGRESS": "0"}
+    call = f"b.measure_etgc_one(overrides={overrides!r})"
+    code = f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import crystograph_speed as b; print('RESULT' + json.dumps({call}))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=HERE.parent)
+    if out.returncode != 0:
+        raise RuntimeError(f"eTGC benchmark ({backend}) failed:\n{out.stderr[-3000:]}")
+    return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT"))[6:])
+
+
+ETGC_SIZES = {"paper": {}, "cpu-budget": {"hidden": 64, "conv_layers": 1}}
+
+
+def measure_etgc(args) -> dict:
+    """`{backend: {size: measurement}}` for the paper-size model and the Matbench CPU budget."""
+    result: dict = {}
+    for backend in args.backends:
+        for name, overrides in ETGC_SIZES.items():
+            r = _etgc_in_subprocess(backend, overrides)
+            result.setdefault(backend, {})[name] = r
+            print(f"etgc {backend} {name}: " + ", ".join(f"{s}: {b['ratio']}x" for s, b in r["buckets"].items()), flush=True)
+    return result
+
+
 def _train_in_subprocess(backend: str, dataset: str, n_rows: int, epochs: int) -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "KCHEM_PROGRESS": "0"}
     call = f"b.measure_train_one({dataset!r}, n_rows={n_rows}, epochs={epochs})"
@@ -274,7 +392,7 @@ def measure_train(args) -> dict:
     return result
 
 
-SECTIONS = {"featurize": lambda args: measure_featurize(args.n), "train": measure_train}
+SECTIONS = {"featurize": lambda args: measure_featurize(args.n), "train": measure_train, "etgc": measure_etgc}
 
 
 def machine() -> dict:
@@ -327,6 +445,22 @@ def render_markdown(result: dict) -> str:
                     f"{r['padded_atom_fraction']:.0%} | {r['batches_per_epoch']} | {r['train_samples_per_s']} | "
                     f"{r['warmup_epoch_seconds']} |"
                 )
+        lines.append("")
+    etgc = result.get("etgc")
+    if etgc:
+        lines += [
+            "eTGC in reassociated form (keras-chem) against the direct per-edge form of the original layer "
+            "(`direct_etgc_call`: K_e/V_e applied to every edge's `[k_i | k_j | W_e e_ij]`), same weights, same "
+            "batches of 32 matbench_phonons crystals, median `train_on_batch` time after compilation:",
+            "",
+            "| backend | model | atom bucket | keras-chem ms/step | direct ms/step | ratio | largest output difference |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for backend, per_size in etgc.items():
+            for name, r in per_size.items():
+                for size, b in r["buckets"].items():
+                    lines.append(f"| {backend} | {name} {r['overrides'] or ''} | {size} | {b['ours_step_ms']} | "
+                                 f"{b['direct_step_ms']} | {b['ratio']}× | {b['max_output_difference']:.1e} |")
         lines.append("")
     m = result["machine"]
     lines.append(f"Machine: {m['cpu_count']} CPUs, {m['platform']}, numpy {m['numpy']}, pymatgen {m['pymatgen']}, vesin {m['vesin']}.")

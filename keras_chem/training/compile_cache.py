@@ -29,16 +29,16 @@ def enable_compile_cache() -> Path | None:
     if backend not in ("jax", "tensorflow"):
         return None
     path = cache_dir() / "xla" / backend
-    path.mkdir(parents=True, exist_ok=True)
     if backend == "jax":
         import jax
 
         if not jax.config.jax_compilation_cache_dir:
+            path.mkdir(parents=True, exist_ok=True)
             jax.config.update("jax_compilation_cache_dir", str(path))  # programs that took over 1 s to compile
         return Path(jax.config.jax_compilation_cache_dir)
     flags = os.environ.get("TF_XLA_FLAGS", "")
-    if TF_FLAG not in flags:
-        os.environ["TF_XLA_FLAGS"] = f"{flags} {TF_FLAG}={path}".strip()
-        return path
-    return Path(flags.split(f"{TF_FLAG}=", 1)[1].split()[0]) if f"{TF_FLAG}=" in flags else None
-
+    if f"{TF_FLAG}=" in flags:
+        return Path(flags.split(f"{TF_FLAG}=", 1)[1].split()[0])
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["TF_XLA_FLAGS"] = f"{flags} {TF_FLAG}={path}".strip()
+    return path

@@ -254,7 +254,7 @@ def _fit(config: RunConfig, family, preprocessor, task: TaskInfo, take, y, split
     history = model.fit(
         train_batches,
         epochs=model_config["epochs"],
-        shuffle=False,  # the batches are shuffled, within buckets, by `batches`
+        shuffle=False,  # `batches` shuffles the rows within their buckets, and the batches
         verbose=0,
         callbacks=[
             validation_loss(take(split.val), y[split.val], preprocessor),
