@@ -345,13 +345,13 @@ def measure_etgc_one(dataset: str = "matbench_phonons", overrides: dict | None =
     return result
 
 
-def _etgc_in_subprocess(backend: str, overrides: dict) -> dict:
+def _in_subprocess(backend: str, call: str, what: str) -> dict:
+    """`call` (an expression on this module, `b`) evaluated in a fresh process on `backend`."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "KCHEM_PROGRESS": "0"}
-    call = f"b.measure_etgc_one(overrides={overrides!r})"
     code = f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import crystograph_speed as b; print('RESULT' + json.dumps({call}))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=HERE.parent)
     if out.returncode != 0:
-        raise RuntimeError(f"eTGC benchmark ({backend}) failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"{what} benchmark ({backend}) failed:\n{out.stderr[-3000:]}")
     return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT"))[6:])
 
 
@@ -363,20 +363,10 @@ def measure_etgc(args) -> dict:
     result: dict = {}
     for backend in args.backends:
         for name, overrides in ETGC_SIZES.items():
-            r = _etgc_in_subprocess(backend, overrides)
+            r = _in_subprocess(backend, f"b.measure_etgc_one(overrides={overrides!r})", "eTGC")
             result.setdefault(backend, {})[name] = r
             print(f"etgc {backend} {name}: " + ", ".join(f"{s}: {b['ratio']}x" for s, b in r["buckets"].items()), flush=True)
     return result
-
-
-def _train_in_subprocess(backend: str, dataset: str, n_rows: int, epochs: int) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "KCHEM_PROGRESS": "0"}
-    call = f"b.measure_train_one({dataset!r}, n_rows={n_rows}, epochs={epochs})"
-    code = f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import crystograph_speed as b; print('RESULT' + json.dumps({call}))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=HERE.parent)
-    if out.returncode != 0:
-        raise RuntimeError(f"training benchmark ({backend}, {dataset}) failed:\n{out.stderr[-3000:]}")
-    return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT"))[6:])
 
 
 def measure_train(args) -> dict:
@@ -385,7 +375,8 @@ def measure_train(args) -> dict:
     for backend in args.backends:
         for dataset in args.train_datasets:
             started = time.perf_counter()
-            r = _train_in_subprocess(backend, dataset, args.train_rows, args.train_epochs)
+            r = _in_subprocess(backend, f"b.measure_train_one({dataset!r}, n_rows={args.train_rows}, epochs={args.train_epochs})",
+                               f"training ({dataset})")
             r["wall_seconds"] = round(time.perf_counter() - started, 1)
             result.setdefault(backend, {})[dataset] = r
             print(f"train {backend} {dataset}: {r['train_samples_per_s']} samples/s ({r['rows']} rows)", flush=True)
