@@ -450,7 +450,8 @@ def render_markdown(result: dict) -> str:
         for backend, per_size in etgc.items():
             for name, r in per_size.items():
                 for size, b in r["buckets"].items():
-                    lines.append(f"| {backend} | {name} {r['overrides'] or ''} | {size} | {b['ours_step_ms']} | "
+                    sizes = ", ".join(f"{k} {v}" for k, v in r["overrides"].items()) or "DEFAULTS"
+                    lines.append(f"| {backend} | {name} ({sizes}) | {size} | {b['ours_step_ms']} | "
                                  f"{b['direct_step_ms']} | {b['ratio']}× | {b['max_output_difference']:.1e} |")
         lines.append("")
     m = result["machine"]
