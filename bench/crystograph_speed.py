@@ -197,6 +197,21 @@ def measure_featurize(n_per_source: int = 300, repeats: int = 3, reference_repea
 # ---------------------------------------------------------------- training speed
 
 
+def _featurized(dataset: str, n_rows: int, config: dict):
+    """`(preprocessor, features, targets, task, target stats)` of the first `n_rows` structures, as the runner builds them."""
+    from keras_chem.data.loaders import load_dataset
+    from keras_chem.models.base import TaskInfo
+    from keras_chem.models.crystograph import FAMILY
+    from keras_chem.training.runner import _target_stats
+
+    data = load_dataset(dataset, limit=n_rows)
+    pre = FAMILY.preprocessor(config)
+    features = pre.fit_transform(data.ids, data.inputs, data.input_kind)
+    y = data.targets[features.kept]
+    task = TaskInfo(data.task, data.target_names, data.class_names)
+    return pre, features, y, task, (_target_stats(y) if task.task == "regression" else None)
+
+
 def measure_train_one(dataset: str, n_rows: int = TRAIN_ROWS, epochs: int = TRAIN_EPOCHS, batch_size: int = BATCH_SIZE,
                       overrides: dict | None = None) -> dict:
     """Training samples/s of the paper-size model (or DEFAULTS updated by `overrides`, e.g. a
@@ -204,20 +219,13 @@ def measure_train_one(dataset: str, n_rows: int = TRAIN_ROWS, epochs: int = TRAI
     batched and compiled as the runner does it."""
     import keras
 
-    from keras_chem.data.loaders import load_dataset
-    from keras_chem.models.base import TaskInfo
-    from keras_chem.models.crystograph import DEFAULTS, CrystalGraphPreprocessor, build
+    from keras_chem.models.crystograph import DEFAULTS, build
     from keras_chem.training.batching import batches, plan_batches
-    from keras_chem.training.runner import _target_stats, compile_model
+    from keras_chem.training.runner import compile_model
 
-    data = load_dataset(dataset, limit=n_rows)
     config = {**DEFAULTS, **(overrides or {}), "batch_size": batch_size}
-    pre = CrystalGraphPreprocessor(k=config["k"], start_radius=config["start_radius"], radius_step=config["radius_step"],
-                                   max_atoms=config["max_atoms"])
-    features = pre.fit_transform(data.ids, data.inputs, data.input_kind)
-    arrays, y = features.arrays, data.targets[features.kept]
-    task = TaskInfo(data.task, data.target_names, data.class_names)
-    stats = _target_stats(y) if task.task == "regression" else None
+    pre, features, y, task, stats = _featurized(dataset, n_rows, config)
+    arrays = features.arrays
     sizes = pre.sizes(arrays)
 
     keras.utils.set_random_seed(0)
@@ -301,25 +309,19 @@ def measure_etgc_one(dataset: str = "matbench_phonons", overrides: dict | None =
     same initial weights, in this process's backend; compilation excluded; outputs compared."""
     import keras
 
-    from keras_chem.data.loaders import load_dataset
     from keras_chem.layers.etgc import ETGC
-    from keras_chem.models.base import TaskInfo
-    from keras_chem.models.crystograph import DEFAULTS, CrystalGraphPreprocessor, build
-    from keras_chem.training.runner import _target_stats, compile_model
+    from keras_chem.models.crystograph import DEFAULTS, build
+    from keras_chem.training.runner import compile_model
 
-    data = load_dataset(dataset, limit=400)
     config = {**DEFAULTS, **(overrides or {})}
-    pre = CrystalGraphPreprocessor()
-    features = pre.fit_transform(data.ids, data.inputs, data.input_kind)
-    y = data.targets[features.kept]
-    sizes = pre.sizes(features.arrays)
-    task = TaskInfo(data.task, data.target_names, data.class_names)
-    stats = _target_stats(y)
+    pre, features, y, task, stats = _featurized(dataset, 400, config)
+    arrays = features.arrays
+    sizes = pre.sizes(arrays)
     ours_call = ETGC.call
     result = {"backend": keras.backend.backend(), "dataset": dataset, "overrides": overrides or {}, "buckets": {}}
     for size in (8, 16):
         rows = np.flatnonzero((sizes <= size) & (sizes > size - 8))[:32]
-        batch = pre.trim({k: v[rows] for k, v in features.arrays.items()}, size)
+        batch = pre.trim({k: v[rows] for k, v in arrays.items()}, size)
         timings, outputs = {}, {}
         for form, call in (("ours", ours_call), ("direct", direct_etgc_call)):
             ETGC.call = call
