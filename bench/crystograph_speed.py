@@ -19,8 +19,8 @@ structures of matbench_phonons and matbench_dielectric, fed exactly as `kchem tr
 shape; the timed epochs are pure training (no validation pass). Each backend runs in its own
 subprocess with KERAS_BACKEND set.
 
-eTGC (`--only etgc`): the model with keras-chem's reassociated `ETGC.call` against the same model
-with `direct_etgc_call` (the original layer's per-edge form), same weights and batches, median
+eTGC (`--only etgc`): the model with keras-chem's reassociated `ETGC._attend` against the same model
+with `direct_etgc_attend` (the original layer's per-edge form), same weights and batches, median
 `train_on_batch` time per backend, for the paper size and the Matbench CPU budget (hidden 64, one
 eTGC block).
 
@@ -264,23 +264,16 @@ def measure_train_one(dataset: str, n_rows: int = TRAIN_ROWS, epochs: int = TRAI
     }
 
 
-def direct_etgc_call(self, x, nbr_idx, nbr_mask, e, node_mask=None, training=None):
-    """`ETGC.call` in the direct form of the original layer: K_e / V_e applied to every edge's
+def direct_etgc_attend(self, x, nbr_idx, e, edge_mask, training):
+    """`ETGC._attend` in the direct form of the original layer: K_e / V_e applied to every edge's
     `[k_i | k_j | e_hat_ij]` (projected per edge, e_hat = W_e e for every edge). Same weights and
-    function as keras-chem's reassociated `ETGC.call`; the reference of the `etgc` section."""
+    function as keras-chem's reassociated `ETGC._attend`; the reference of the `etgc` section."""
     import math
 
     from keras import ops
 
-    from keras_chem.layers.etgc import gather_nodes, masked_softmax, shape_dim
+    from keras_chem.layers.etgc import gather_nodes, masked_softmax
 
-    x, e = ops.cast(x, self.compute_dtype), ops.cast(e, self.compute_dtype)
-    m, kk = shape_dim(x, 1), shape_dim(nbr_idx, 2)
-    node_mask = ops.ones(ops.shape(x)[:2], dtype="bool") if node_mask is None else ops.cast(node_mask, "bool")
-    nbr_real = ops.cast(gather_nodes(ops.cast(node_mask, "int32"), nbr_idx), "bool")
-    edge_mask = ops.cast(nbr_mask, "bool") & ops.expand_dims(node_mask, -1) & nbr_real
-    x = ops.where(ops.expand_dims(node_mask, -1), x, 0.0)
-    e = ops.where(ops.expand_dims(edge_mask, -1), e, 0.0)
     q, k, v = (self._split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
     e_hat = self._split_heads(self.e_proj(e))  # [B,M,K',H,dk]: every edge projected
     kv_nb = gather_nodes(ops.concatenate([k, v], axis=-1), nbr_idx)
@@ -290,22 +283,12 @@ def direct_etgc_call(self, x, nbr_idx, nbr_mask, e, node_mask=None, training=Non
     v_e = self.v_edge(ops.concatenate([expand(v), v_nb, e_hat], axis=-1))
     scores = ops.sum(ops.expand_dims(q, 2) * k_e, axis=-1) / math.sqrt(self.d_k)
     alpha = self.attn_dropout(masked_softmax(scores, ops.expand_dims(edge_mask, -1), axis=2), training=training)
-    a = ops.expand_dims(alpha, -1)
-    msg = ops.reshape(ops.sum(a * v_e, axis=2), (-1, m, self.heads * self.d_k))
-    x1 = self.node_ln(self.node_out(msg)) + x
-    x2 = self._ffn(x1, self.node_ff1, self.node_ff2, self.node_bn, node_mask, training)
-    x_out = ops.where(ops.expand_dims(node_mask, -1), ops.softplus(x2), 0.0)
-    if not self.update_edges:
-        return x_out, e
-    e_att = ops.reshape(a * e_hat, (-1, m, kk, self.heads * self.d_k))
-    e1 = self.edge_ln(self.edge_out(e_att)) + e
-    e2 = self._ffn(e1, self.edge_ff1, self.edge_ff2, self.edge_bn, edge_mask, training)
-    return x_out, ops.where(ops.expand_dims(edge_mask, -1), ops.softplus(e2), 0.0)
+    return alpha, ops.sum(ops.expand_dims(alpha, -1) * v_e, axis=2)
 
 
 def measure_etgc_one(dataset: str = "matbench_phonons", overrides: dict | None = None, repeats: int = 15) -> dict:
-    """Median `train_on_batch` seconds of the model with keras-chem's `ETGC.call` and with
-    `direct_etgc_call`, on the same batches of 32 crystals (one per atom bucket 8 and 16) and the
+    """Median `train_on_batch` seconds of the model with keras-chem's `ETGC._attend` and with
+    `direct_etgc_attend`, on the same batches of 32 crystals (one per atom bucket 8 and 16) and the
     same initial weights, in this process's backend; compilation excluded; outputs compared."""
     import keras
 
@@ -317,14 +300,14 @@ def measure_etgc_one(dataset: str = "matbench_phonons", overrides: dict | None =
     pre, features, y, task, stats = _featurized(dataset, 400, config)
     arrays = features.arrays
     sizes = pre.sizes(arrays)
-    ours_call = ETGC.call
+    ours_attend = ETGC._attend
     result = {"backend": keras.backend.backend(), "dataset": dataset, "overrides": overrides or {}, "buckets": {}}
     for size in (8, 16):
         rows = np.flatnonzero((sizes <= size) & (sizes > size - 8))[:32]
         batch = pre.trim({k: v[rows] for k, v in arrays.items()}, size)
         timings, outputs = {}, {}
-        for form, call in (("ours", ours_call), ("direct", direct_etgc_call)):
-            ETGC.call = call
+        for form, attend in (("ours", ours_attend), ("direct", direct_etgc_attend)):
+            ETGC._attend = attend
             try:
                 keras.utils.set_random_seed(0)
                 model = build(config, pre, task, stats)
@@ -338,7 +321,7 @@ def measure_etgc_one(dataset: str = "matbench_phonons", overrides: dict | None =
                     seconds.append(time.perf_counter() - started)
                 timings[form] = float(np.median(seconds))
             finally:
-                ETGC.call = ours_call
+                ETGC._attend = ours_attend
         result["buckets"][str(size)] = {
             "rows": int(len(rows)), "ours_step_ms": round(1000 * timings["ours"], 1),
             "direct_step_ms": round(1000 * timings["direct"], 1), "ratio": round(timings["direct"] / timings["ours"], 2),
@@ -443,7 +426,7 @@ def render_markdown(result: dict) -> str:
     if etgc:
         lines += [
             "eTGC in reassociated form (keras-chem) against the direct per-edge form of the original layer "
-            "(`direct_etgc_call`: K_e/V_e applied to every edge's `[k_i | k_j | W_e e_ij]`), same weights, same "
+            "(`direct_etgc_attend`: K_e/V_e applied to every edge's `[k_i | k_j | W_e e_ij]`), same weights, same "
             "batches of 32 matbench_phonons crystals, median `train_on_batch` time after compilation:",
             "",
             "| backend | model | atom bucket | keras-chem ms/step | direct ms/step | ratio | largest output difference |",

@@ -82,7 +82,7 @@ class ETGC(keras.layers.Layer):
     K_e / V_e are applied as K_i W1 + K_j W2 + e_hat W3 + b with W = [W1; W2; W3] (the same
     Linear(3d_k -> d_k)), and the scores and messages are reassociated so that per edge only the
     gathered neighbour terms and contractions with the raw edge features remain: no per-edge
-    projection of e on the line graph, whose edges are K times as many as the atoms' (see `call`).
+    projection of e on the line graph, whose edges are K times as many as the atoms' (see `_attend`).
 
     BatchNorm statistics use real rows only: Keras 3 `BatchNormalization(mask=...)` computes
     masked moments on every backend (checked in the tests). LayerNorm/BatchNorm epsilons and the
@@ -172,23 +172,33 @@ class ETGC(keras.layers.Layer):
         return bn(h, training=training, mask=mask) + y
 
     def call(self, x, nbr_idx, nbr_mask, e, node_mask=None, training=None):
+        x, e, node_mask, edge_mask = self._zero_padding(x, nbr_idx, nbr_mask, e, node_mask)
+        alpha, msg = self._attend(x, nbr_idx, e, edge_mask, training)
+        return self._update(x, e, alpha, msg, node_mask, edge_mask, training)
+
+    def _zero_padding(self, x, nbr_idx, nbr_mask, e, node_mask):
+        """Casts, the node and edge masks, and x / e zeroed on padding, so garbage (even NaN)
+        there cannot reach a gradient."""
         x = ops.cast(x, self.compute_dtype)
         e = ops.cast(e, self.compute_dtype)
-        kp = shape_dim(x, 1), shape_dim(nbr_idx, 2)
         if node_mask is None:
             node_mask = ops.ones(ops.shape(x)[:2], dtype="bool")
         node_mask = ops.cast(node_mask, "bool")
         nbr_real = ops.cast(gather_nodes(ops.cast(node_mask, "int32"), nbr_idx), "bool")
         edge_mask = ops.cast(nbr_mask, "bool") & ops.expand_dims(node_mask, -1) & nbr_real
-        # Padding is zeroed on entry, so garbage (even NaN) there cannot reach a gradient.
         x = ops.where(ops.expand_dims(node_mask, -1), x, 0.0)
         e = ops.where(ops.expand_dims(edge_mask, -1), e, 0.0)
+        return x, e, node_mask, edge_mask
 
-        # K_e and V_e are linear, so the attention is evaluated in reassociated form (the same
-        # function): only the gathered neighbour terms are per edge, and the edge terms are
-        # contracted with the raw edge features, never projected per edge:
-        #   <q_i, k'_ij> = <q_i, k_i W1 + b> + <q_i, (k W2)_j> + <e_ij, We_h W3 q_i>
-        #   sum_j a_ij v'_ij = (sum_j a_ij)(v_i W1' + b') + sum_j a_ij (v W2')_j + (sum_j a_ij e_ij) We_h W3'
+    def _attend(self, x, nbr_idx, e, edge_mask, training):
+        """Attention weights `alpha [B,M,K',H]` and messages `[B,M,H,dk]`.
+
+        K_e and V_e are linear, so the attention is evaluated in reassociated form (the same
+        function): only the gathered neighbour terms are per edge, and the edge terms are
+        contracted with the raw edge features, never projected per edge:
+          <q_i, k'_ij> = <q_i, k_i W1 + b> + <q_i, (k W2)_j> + <e_ij, We_h W3 q_i>
+          sum_j a_ij v'_ij = (sum_j a_ij)(v_i W1' + b') + sum_j a_ij (v W2')_j + (sum_j a_ij e_ij) We_h W3'
+        """
         dk, f = self.d_k, self.edge_dim
         q = self._split_heads(self.q_proj(x))  # [B,M,H,dk]
         k = self._split_heads(self.k_proj(x))
@@ -215,17 +225,21 @@ class ETGC(keras.layers.Layer):
             ops.expand_dims(ops.sum(alpha, axis=2), -1) * v_self
             + ops.einsum("bmkh,bmkhd->bmhd", alpha, v_nb)
             + ops.einsum("bmhf,fhc->bmhc", e_pooled, ops.einsum("fhd,dc->fhc", we, vw[2 * dk :]))
-        )  # [B,M,H,dk]
-        msg = ops.reshape(msg, (-1, kp[0], self.heads * dk))
-        x1 = self.node_ln(self.node_out(msg)) + x
+        )
+        return alpha, msg
 
+    def _update(self, x, e, alpha, msg, node_mask, edge_mask, training):
+        """x' and e' from the attention: output projection, LayerNorm residual, BN FFN, Softplus."""
+        m, kk = shape_dim(x, 1), shape_dim(e, 2)
+        msg = ops.reshape(msg, (-1, m, self.heads * self.d_k))
+        x1 = self.node_ln(self.node_out(msg)) + x
         x2 = self._ffn(x1, self.node_ff1, self.node_ff2, self.node_bn, node_mask, training)
         x_out = ops.where(ops.expand_dims(node_mask, -1), ops.softplus(x2), 0.0)
         if not self.update_edges:
             return x_out, e  # already zeroed on padding
 
         e_hat = self._split_heads(self.e_proj(e))  # [B,M,K',H,dk]
-        e_att = ops.reshape(ops.expand_dims(alpha, -1) * e_hat, (-1, kp[0], kp[1], self.heads * dk))
+        e_att = ops.reshape(ops.expand_dims(alpha, -1) * e_hat, (-1, m, kk, self.heads * self.d_k))
         e1 = self.edge_ln(self.edge_out(e_att)) + e
         e2 = self._ffn(e1, self.edge_ff1, self.edge_ff2, self.edge_bn, edge_mask, training)
         e_out = ops.where(ops.expand_dims(edge_mask, -1), ops.softplus(e2), 0.0)
