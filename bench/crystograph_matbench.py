@@ -220,8 +220,8 @@ def markdown(payload: dict) -> str:
 
 def parse_args(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # The README's runs: phonons `--epochs 80 --patience 15` (5 folds: about an hour of training on 2 cores,
-    # TensorFlow) and dielectric `--epochs 20 --patience 5 --folds-limit 1` (one fold: about 40 minutes).
+    # The README's main runs: phonons `--epochs 50 --patience 20 --lr-schedule cosine` (5 folds: about 40 minutes of
+    # training on 2 cores, TensorFlow) and dielectric `--epochs 10 --patience 10 --lr-schedule cosine` (5 folds: about 2 hours).
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--patience", type=int, default=25)
     parser.add_argument("--hidden", type=int, default=64)
