@@ -30,7 +30,7 @@ demo: install
 
 test: install-dev
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q --durations=10
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q --durations=10 -m "not backend_independent"
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q --durations=10 -m "not backend_independent and not runner_logic"
 
 bench: install-dev
 	$(BIN)/python bench/neighbors_speed.py

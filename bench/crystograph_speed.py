@@ -202,14 +202,14 @@ def _featurized(dataset: str, n_rows: int, config: dict):
     from keras_chem.data.loaders import load_dataset
     from keras_chem.models.base import TaskInfo
     from keras_chem.models.crystograph import FAMILY
-    from keras_chem.training.runner import _target_stats
+    from keras_chem.training.fit import target_stats
 
     data = load_dataset(dataset, limit=n_rows)
     pre = FAMILY.preprocessor(config)
     features = pre.fit_transform(data.ids, data.inputs, data.input_kind)
     y = data.targets[features.kept]
     task = TaskInfo(data.task, data.target_names, data.class_names)
-    return pre, features, y, task, (_target_stats(y) if task.task == "regression" else None)
+    return pre, features, y, task, (target_stats(y) if task.task == "regression" else None)
 
 
 def measure_train_one(dataset: str, n_rows: int = TRAIN_ROWS, epochs: int = TRAIN_EPOCHS, batch_size: int = BATCH_SIZE,
@@ -219,18 +219,19 @@ def measure_train_one(dataset: str, n_rows: int = TRAIN_ROWS, epochs: int = TRAI
     batched and compiled as the runner does it."""
     import keras
 
-    from keras_chem.models.crystograph import DEFAULTS, build
+    from keras_chem.models.crystograph import FAMILY, build
     from keras_chem.training.batching import batches, plan_batches
-    from keras_chem.training.runner import compile_model
+    from keras_chem.training.config import resolve_model_config
+    from keras_chem.training.fit import compile_model
 
-    config = {**DEFAULTS, **(overrides or {}), "batch_size": batch_size}
+    config = resolve_model_config(FAMILY, {**(overrides or {}), "batch_size": batch_size})
     pre, features, y, task, stats = _featurized(dataset, n_rows, config)
     arrays = features.arrays
     sizes = pre.sizes(arrays)
 
     keras.utils.set_random_seed(0)
     model = build(config, pre, task, stats)
-    compile_model(model, task, stats, config)
+    compile_model(model, FAMILY.loss(task, stats), config)
     train_batches = batches(arrays, y, pre, batch_size, seed=0)
 
     started = time.perf_counter()
@@ -293,10 +294,12 @@ def measure_etgc_one(dataset: str = "matbench_phonons", overrides: dict | None =
     import keras
 
     from keras_chem.layers.etgc import ETGC
-    from keras_chem.models.crystograph import DEFAULTS, build
-    from keras_chem.training.runner import compile_model
+    from keras_chem.models.crystograph import FAMILY, build
+    from keras_chem.training.batching import trim
+    from keras_chem.training.config import resolve_model_config
+    from keras_chem.training.fit import compile_model
 
-    config = {**DEFAULTS, **(overrides or {})}
+    config = resolve_model_config(FAMILY, overrides or {})
     pre, features, y, task, stats = _featurized(dataset, 400, config)
     arrays = features.arrays
     sizes = pre.sizes(arrays)
@@ -304,14 +307,14 @@ def measure_etgc_one(dataset: str = "matbench_phonons", overrides: dict | None =
     result = {"backend": keras.backend.backend(), "dataset": dataset, "overrides": overrides or {}, "buckets": {}}
     for size in (8, 16):
         rows = np.flatnonzero((sizes <= size) & (sizes > size - 8))[:32]
-        batch = pre.trim({k: v[rows] for k, v in arrays.items()}, size)
+        batch = trim({k: v[rows] for k, v in arrays.items()}, size, pre.padded_axes)
         timings, outputs = {}, {}
         for form, attend in (("ours", ours_attend), ("direct", direct_etgc_attend)):
             ETGC._attend = attend
             try:
                 keras.utils.set_random_seed(0)
                 model = build(config, pre, task, stats)
-                compile_model(model, task, stats, config)
+                compile_model(model, FAMILY.loss(task, stats), config)
                 outputs[form] = np.asarray(model.predict_on_batch(batch))
                 model.train_on_batch(batch, y[rows])  # compiles
                 seconds = []

@@ -34,17 +34,18 @@ def measure_train(n_rows: int = N_ROWS, epochs: int = 2) -> dict:
 
     from keras_chem.data.loaders import load_dataset
     from keras_chem.models.base import TaskInfo
-    from keras_chem.models.elembert import DEFAULTS, ElembertPreprocessor, build
+    from keras_chem.models.elembert import FAMILY, ElembertPreprocessor, build
     from keras_chem.models.heads import loss_for
     from keras_chem.training.batching import batches
-    from keras_chem.training.runner import compile_model
+    from keras_chem.training.config import resolve_model_config
+    from keras_chem.training.fit import compile_model
 
     data = load_dataset("tox21", limit=n_rows)
     pre = ElembertPreprocessor(tokens="v0", max_atoms=REFERENCE_LENGTH - 2)
     features = pre.fit_transform(data.ids, data.inputs, data.input_kind)
     tokens, y = features.arrays["tokens"], data.targets[features.kept]
     task = TaskInfo("classification", data.target_names)
-    config = {**DEFAULTS, "tokens": "v0"}
+    config = resolve_model_config(FAMILY, {"tokens": "v0"})
 
     def rate(fit_one_epoch) -> float:
         fit_one_epoch()  # warm-up: compiles every shape
@@ -55,7 +56,7 @@ def measure_train(n_rows: int = N_ROWS, epochs: int = 2) -> dict:
 
     keras.utils.set_random_seed(0)
     ours = build(config, pre, task)
-    compile_model(ours, task, None, config)
+    compile_model(ours, FAMILY.loss(task), config)
     ours_batches = batches({"tokens": tokens}, y, pre, BATCH_SIZE, seed=0)
     ours_rate = rate(lambda: ours.fit(ours_batches, epochs=1, verbose=0))
 

@@ -11,7 +11,7 @@ __all__ = ["load_model", "predict", "__version__"]
 
 def __getattr__(name):
     if name == "load_model":
-        from keras_chem.export import load_model
+        from keras_chem.models.saving import load_model
 
         return load_model
     if name == "predict":

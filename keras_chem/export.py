@@ -1,4 +1,4 @@
-"""`.keras` loading and TensorFlow SavedModel export of a run's fold models."""
+"""TensorFlow SavedModel export of a run's fold models (averaged), from either backend."""
 
 from __future__ import annotations
 
@@ -6,16 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
+from keras_chem.models.saving import load_model
 
-def load_model(path: str | Path):
-    """Load a keras-chem `.keras` file (safe mode: no pickled or lambda code is executed)."""
-    import keras
-    import keras_hub  # noqa: F401  registers the keras-hub layers the encoders use
+EXPORT_INFO = "keras_chem.json"
 
-    import keras_chem.layers  # noqa: F401  registers every keras-chem layer
-    import keras_chem.losses.masked  # noqa: F401
 
-    return keras.saving.load_model(Path(path), compile=False, safe_mode=True)
+class ExportExists(FileExistsError):
+    """The export directory is not empty and holds something other than a previous export."""
 
 
 def fold_model_paths(run_dir: str | Path) -> list[Path]:
@@ -39,27 +36,38 @@ def ensemble(run_dir: str | Path):
     return keras.Model(inputs, outputs, name="ensemble")
 
 
-def export_saved_model(run_dir: str | Path, out: str | Path) -> Path:
+def is_export(path: Path) -> bool:
+    return (path / EXPORT_INFO).is_file() and (path / "saved_model.pb").is_file()
+
+
+def export_saved_model(run_dir: str | Path, out: str | Path, overwrite: bool = False) -> Path:
     """Write the fold-averaged model as a TensorFlow SavedModel (`serve` endpoint) whose
-    inputs have the run's static caps; `keras_chem.json` beside it names inputs and task."""
+    inputs have the run's static caps; `keras_chem.json` beside it names inputs and task.
+
+    An existing `out` is replaced only if it is empty or a previous export, or with `overwrite`."""
     import keras
 
-    from keras_chem.models.registry import get_model_family
+    from keras_chem.models.registry import family_from_info
+    from keras_chem.training.run_files import RunDirectory
 
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    info = json.loads((Path(run_dir) / "model_info.json").read_text())
-    preprocessor = get_model_family(info["model"]).preprocessor_from_config(info["preprocessor"])
+    if out.exists() and not overwrite and any(out.iterdir()) and not is_export(out):
+        raise ExportExists(f"{out} exists and is not a keras-chem export; choose another --out or pass --overwrite")
+    info = RunDirectory(run_dir).model_info()
+    preprocessor = family_from_info(info).preprocessor_from_config(info["preprocessor"])
     signature = preprocessor.input_signature()
     specs = {name: keras.InputSpec(shape=(None, *shape), dtype=dtype, name=name) for name, (shape, dtype) in signature.items()}
     model = ensemble(run_dir)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
     model.export(str(tmp), format="tf_saved_model", input_signature=[specs], verbose=False)
-    (tmp / "keras_chem.json").write_text(
+    (tmp / EXPORT_INFO).write_text(
         json.dumps({"inputs": {k: {"shape": [None, *v[0]], "dtype": v[1]} for k, v in signature.items()}, "task": info["task"]}, indent=2)
         + "\n"
     )
-    if out.exists():
+    if out.is_dir():
         shutil.rmtree(out)
+    elif out.exists():
+        out.unlink()
     tmp.rename(out)
     return out

@@ -1,50 +1,70 @@
-"""Predictions from a finished run on raw inputs (SMILES, structures, formulas)."""
+"""Predictions from a finished run on raw inputs: SMILES, structures, formulas, or a file of them."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 
-def predict(run_dir: str | Path, smiles: list[str] | None = None, structures: list[Any] | None = None,
-            compositions: list[str] | None = None, batch_size: int = 256):
+def predict(run_dir: str | Path, source: str | Path | None = None, *, smiles: list[str] | None = None,
+            structures: list[Any] | None = None, compositions: list[str] | None = None, column: str | None = None,
+            batch_size: int = 256):
     """Average the fold models of `run_dir` over the given inputs.
 
-    Returns a pandas DataFrame in input order: one column per task (positive-class
-    probability, class probabilities, or the predicted value) and `reason`, which is empty
-    for predicted rows and says why a row could not be featurized (its predictions are NaN).
+    `source` is a file in any format the dataset loaders read (`structures/input_files.py`);
+    or pass a list as `smiles=`, `structures=` (pymatgen, ASE or structure dicts) or
+    `compositions=`. Returns a pandas DataFrame with one row per input, in input order: for a
+    file its id (a CSV keeps all its columns), then one column per task (positive-class
+    probability, class probabilities, or the predicted value) and `reason`, which is empty for
+    predicted rows and says why a row could not be featurized (its predictions are NaN).
     """
     import pandas as pd
 
+    given = {k: v for k, v in {"smiles": smiles, "structure": structures, "composition": compositions}.items() if v is not None}
+    if (source is None) == (len(given) == 0) or len(given) > 1:
+        raise ValueError("pass a file, or exactly one of smiles=, structures= or compositions=")
+    if source is None:
+        kind, inputs = next(iter(given.items()))
+        return predict_inputs(run_dir, list(inputs), kind, batch_size=batch_size)
+    from keras_chem.structures.input_files import read_input_file
+
+    file = read_input_file(source, column)
+    frame = predict_inputs(run_dir, file.inputs, file.kind, file.reasons, batch_size)
+    front = pd.DataFrame(file.columns) if file.columns is not None else pd.DataFrame({"id": file.ids})
+    return pd.concat([front, frame], axis=1)
+
+
+def predict_inputs(run_dir, inputs: list[Any], input_kind: str, reasons: dict[int, str] | None = None,
+                   batch_size: int = 256):
+    """Predictions and reasons for `inputs` (None entries are unreadable: `reasons[i]` says why)."""
+    import pandas as pd
+
     from keras_chem.export import ensemble
-    from keras_chem.models.base import TaskInfo
-    from keras_chem.models.registry import get_model_family
+    from keras_chem.models.registry import family_from_info
     from keras_chem.training.batching import predict as predict_batched
     from keras_chem.training.compile_cache import enable_compile_cache
+    from keras_chem.training.run_files import RunDirectory
 
-    given = {k: v for k, v in {"smiles": smiles, "structure": structures, "composition": compositions}.items() if v is not None}
-    if len(given) != 1:
-        raise ValueError("pass exactly one of smiles=, structures= or compositions=")
-    input_kind, inputs = next(iter(given.items()))
-    enable_compile_cache()
-    info = json.loads((Path(run_dir) / "model_info.json").read_text())
-    family = get_model_family(info["model"])
+    run = RunDirectory(run_dir)
+    info = run.model_info()
+    family = family_from_info(info)
+    if input_kind not in family.input_kinds:
+        raise ValueError(f"model {info['model']!r} takes {' or '.join(family.input_kinds)} inputs, not {input_kind}")
     preprocessor = family.preprocessor_from_config(info["preprocessor"])
-    task = TaskInfo.from_dict(info["task"])
-    ids = [str(i) for i in range(len(inputs))]
-    features = preprocessor.transform(ids, list(inputs), input_kind)
-
+    task = run.task()
+    reasons = dict(reasons or {})
+    usable = [i for i, item in enumerate(inputs) if item is not None and i not in reasons]
+    features = preprocessor.transform([str(i) for i in usable], [inputs[i] for i in usable], input_kind)
     columns = task.class_names if task.task == "multiclass" else task.target_names
     values = np.full((len(inputs), len(columns)), np.nan, dtype=np.float64)
     if len(features.kept):
-        model = ensemble(run_dir)
-        values[features.kept] = predict_batched(model, features.arrays, preprocessor, batch_size)
-    reasons = [""] * len(inputs)
+        enable_compile_cache()
+        predicted = predict_batched(ensemble(run_dir), features.arrays, preprocessor, batch_size)
+        values[np.asarray(usable)[features.kept]] = predicted
     for skip in features.skipped:
         reasons[int(skip.row_id)] = skip.reason
     frame = pd.DataFrame(values, columns=columns)
-    frame["reason"] = reasons
+    frame["reason"] = [reasons.get(i, "") for i in range(len(inputs))]
     return frame

@@ -20,9 +20,25 @@ def data_dir() -> Path:
     return Path(os.environ["KCHEM_DATA_DIR"])
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    """Every test session gets its own feature/download cache, never the user's."""
-    cache = tmp_path_factory.getbasetemp() / "kchem-cache"
-    monkeypatch.setenv("KCHEM_CACHE_DIR", str(cache))
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Every test session gets its own feature/download cache, never the user's (set before any
+    other fixture, so the `kchem` processes the fixtures start use it too)."""
+    previous = os.environ.get("KCHEM_CACHE_DIR")
+    os.environ["KCHEM_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "kchem-cache")
     yield
+    if previous is None:
+        os.environ.pop("KCHEM_CACHE_DIR", None)
+    else:
+        os.environ["KCHEM_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def bbbp_run(tmp_path_factory) -> Path:
+    """A finished 2-fold elEmBERT V0 run on the first 120 BBBP rows (`runs.train_args()`), shared by
+    the tests that only read it or compare with it."""
+    from runs import kchem, train_args
+
+    out = tmp_path_factory.mktemp("bbbp") / "run"
+    kchem(*train_args(out))
+    return out

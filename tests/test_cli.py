@@ -1,8 +1,11 @@
 """`kchem datasets`, help and error paths of the command line (in-process, no Keras needed)."""
 
+import pytest
 from typer.testing import CliRunner
 
 from keras_chem.cli.app import app
+
+pytestmark = pytest.mark.backend_independent
 
 runner = CliRunner()
 

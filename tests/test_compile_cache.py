@@ -12,7 +12,7 @@ PROGRAM = """
 import json
 import keras, numpy as np
 from keras_chem.training.compile_cache import enable_compile_cache
-from keras_chem.training.runner import seed_everything
+from keras_chem.training.fold import seed_everything
 path = enable_compile_cache()
 seed_everything(0)
 model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)])

@@ -9,8 +9,7 @@ import pytest
 from ase.build import bulk, molecule
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from keras_chem.data.loaders import load_dataset
-from keras_chem.featurizers.crystal_graph import (
+from crystal_edges_reference import (
     ANGLE_CENTERS,
     DISTANCE_CENTERS,
     N_EDGE_FEATURES,
@@ -18,11 +17,11 @@ from keras_chem.featurizers.crystal_graph import (
     THETA_CENTERS,
     angle_features_reference,
     edge_features_reference,
-    knn_graph,
     line_graph_reference,
-    pad_graphs,
-    radius_graph,
 )
+
+from keras_chem.data.loaders import load_dataset
+from keras_chem.featurizers.crystal_graph import knn_graph, pad_graphs, radius_graph
 from keras_chem.structures.neighbors import radius_neighbors
 
 pytestmark = pytest.mark.backend_independent

@@ -7,18 +7,19 @@ import pytest
 
 from keras_chem.featurizers.tokens import CLS_ID, PAD_ID, SEP_ID
 from keras_chem.models.base import TaskInfo
-from keras_chem.models.elembert import DEFAULTS, ElembertPreprocessor, build
-from keras_chem.models.elembert_pretrain import _masked_batches_class, load_pretrained_encoder, pretrain
+from keras_chem.models.elembert import FAMILY, ElembertPreprocessor
+from keras_chem.models.elembert_pretrain import load_pretrained_encoder, mask_maker
+from keras_chem.training.config import resolve_model_config
+from keras_chem.training.pretrain import pretrain
 
-V0 = {**DEFAULTS, "tokens": "v0", "epochs": 2, "batch_size": 16}
+V0 = resolve_model_config(FAMILY, {"tokens": "v0", "epochs": 2, "batch_size": 16})
 
 
 def test_masks_follow_the_bert_recipe():
     pre = ElembertPreprocessor(tokens="v0")
     smiles = ["CCCCCCCCCCCCO"] * 400
     tokens = pre.fit_transform([str(i) for i in range(400)], smiles, "smiles").arrays["tokens"]
-    batches = _masked_batches_class()(tokens, pre, 400, len(pre.vocabulary), pre.vocabulary.mask_id, seed=0)
-    inputs, originals, weights = batches[0]
+    inputs, originals, weights = mask_maker(V0, pre)({"tokens": tokens})
     positions = inputs["mask_positions"][weights > 0]
     rows = np.repeat(np.arange(len(weights)), (weights > 0).sum(axis=1))
     assert not np.isin(tokens[rows, positions], [PAD_ID, CLS_ID, SEP_ID]).any()
@@ -31,18 +32,22 @@ def test_masks_follow_the_bert_recipe():
 
 
 def test_pretrain_then_init_transfers_the_encoder(tmp_path):
-    info = pretrain(["bbbp"], V0, tmp_path / "pt", seed=0, limit=80)
-    assert info["n_sequences"] == 80 and 0.0 <= info["val_masked_accuracy"] <= 1.0
+    info = pretrain(FAMILY, "mlm", ["bbbp"], V0, tmp_path / "pt", seed=0, limit=80)
+    assert info["n_sequences"] == 80 and 0.0 <= info["val_accuracy"] <= 1.0
     assert json.loads((tmp_path / "pt" / "pretrain_info.json").read_text())["datasets"] == ["bbbp"]
 
     pre = ElembertPreprocessor(tokens="v0")
     pre.fit_transform(["a"], ["CCO"], "smiles")
     pretrained = load_pretrained_encoder(tmp_path / "pt", V0, pre.vocabulary.tokens)
-    model = build({**V0, "init": str(tmp_path / "pt")}, pre, TaskInfo("classification", ["t"]))
+    model = FAMILY.build(V0, pre, TaskInfo("classification", ["t"]))
+    FAMILY.initialize(model, str(tmp_path / "pt"), V0, pre)
     for mine, theirs in zip(model.get_layer("elembert_encoder").get_weights(), pretrained.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
 
+    smaller = {**V0, "embed_dim": 16}
     with pytest.raises(ValueError, match="embed_dim"):
-        build({**V0, "embed_dim": 16, "init": str(tmp_path / "pt")}, pre, TaskInfo("classification", ["t"]))
+        FAMILY.initialize(FAMILY.build(smaller, pre, TaskInfo("classification", ["t"])), str(tmp_path / "pt"), smaller, pre)
     with pytest.raises(FileNotFoundError, match="pretrain_info.json"):
         load_pretrained_encoder(tmp_path, V0, pre.vocabulary.tokens)
+    with pytest.raises(ValueError, match="no pretraining objective 'ssl'"):
+        pretrain(FAMILY, "ssl", ["bbbp"], V0, tmp_path / "other")

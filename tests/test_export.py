@@ -9,24 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keras_chem.training.config import resolve
-from keras_chem.training.runner import run
-from keras_chem.models.elembert import DEFAULTS
 
 SMILES = ["CCO", "c1ccccc1O", "not-a-smiles", "CC(=O)Nc1ccc(O)cc1", ""]
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    config = resolve("elembert", DEFAULTS, {}, {"dataset": "bbbp", "folds": 2, "limit": 120, "epochs": 1, "tokens": "v0", "out": str(out)})
-    run(config)
-    return out
+def run_dir(bbbp_run):
+    return bbbp_run
 
 
 def test_predict_averages_folds_and_reports_bad_rows(run_dir):
     import keras_chem
-    from keras_chem.export import fold_model_paths, load_model
+    from keras_chem.export import fold_model_paths
+    from keras_chem.models.saving import load_model
     from keras_chem.models.elembert import ElembertPreprocessor
 
     frame = keras_chem.predict(run_dir, smiles=SMILES)
@@ -75,3 +70,21 @@ def test_saved_model_matches_keras_predictions(run_dir, tmp_path):
     lines = result.stdout.strip().splitlines()
     np.testing.assert_allclose(np.array(json.loads(lines[-2])), expected, atol=1e-5)
     assert lines[-1] == "False"
+
+
+@pytest.mark.runner_logic
+def test_export_refuses_to_replace_a_directory_that_is_not_an_export(run_dir, tmp_path):
+    from keras_chem.export import ExportExists, export_saved_model
+
+    precious = tmp_path / "results"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("a week of work")
+    with pytest.raises(ExportExists, match="not a keras-chem export"):
+        export_saved_model(run_dir, precious)
+    assert (precious / "notes.txt").read_text() == "a week of work"
+    result = subprocess.run([sys.executable, "-m", "keras_chem.cli", "export", str(run_dir), "--out", str(precious)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "--overwrite" in result.stderr and (precious / "notes.txt").exists()
+    first = export_saved_model(run_dir, tmp_path / "saved")
+    assert export_saved_model(run_dir, first) == first  # a previous export is replaced
+    assert (export_saved_model(run_dir, precious, overwrite=True) / "saved_model.pb").exists()

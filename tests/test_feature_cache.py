@@ -90,7 +90,7 @@ def test_pickled_objects_are_refused():
 def test_map_rows_keeps_order_and_turns_errors_into_skips():
     def fn(x):
         if x == 0:
-            raise ZeroDivisionError("division by zero")
+            raise ValueError("no zeros")
         if x < 0:
             return None, "negative\ninput"
         return 10 / x, None
@@ -98,7 +98,17 @@ def test_map_rows_keeps_order_and_turns_errors_into_skips():
     kept, values, skips = map_rows(["a", "b", "c", "d", "e"], [1, 0, 2, -1, 5], fn, "dividing")
     assert isinstance(kept, np.ndarray) and kept.tolist() == [0, 2, 4]
     assert values == [10.0, 5.0, 2.0]
-    assert skips == [Skip("b", "ZeroDivisionError: division by zero"), Skip("d", "negative input")]
+    assert skips == [Skip("b", "ValueError: no zeros"), Skip("d", "negative input")]
+
+
+def test_a_bug_in_a_featurizer_stops_with_the_row_named_instead_of_skipping_every_row():
+    from keras_chem.featurizers.progress import FeaturizerBug
+
+    def buggy(x):
+        return x.no_such_attribute, None
+
+    with pytest.raises(FeaturizerBug, match="internal error while featurizing row a: AttributeError"):
+        map_rows(["a", "b"], [1, 2], buggy, "buggy")
 
 
 def test_map_rows_length_mismatch():

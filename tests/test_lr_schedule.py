@@ -3,7 +3,9 @@
 import pytest
 from keras import ops
 
-from keras_chem.training.runner import learning_rate_schedule
+from keras_chem.training.config import resolve_model_config
+from keras_chem.training.fit import learning_rate_schedule
+from keras_chem.models.registry import get_model_family
 
 
 def _at(schedule, step):
@@ -11,7 +13,7 @@ def _at(schedule, step):
 
 
 def test_constant_is_the_plain_rate():
-    assert learning_rate_schedule({"learning_rate": 1e-3, "epochs": 10}, 7) == 1e-3
+    assert learning_rate_schedule({"learning_rate": 1e-3, "epochs": 10, "lr_schedule": "constant"}, 7) == 1e-3
 
 
 def test_cosine_decays_to_zero_over_the_epoch_budget():
@@ -29,4 +31,4 @@ def test_step_drops_tenfold_after_a_third_of_the_epochs():
 
 def test_unknown_schedule_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown lr_schedule 'warmup'; choose one of constant, cosine, step"):
-        learning_rate_schedule({"learning_rate": 1e-3, "epochs": 9, "lr_schedule": "warmup"}, 5)
+        resolve_model_config(get_model_family("elembert"), {"lr_schedule": "warmup"})

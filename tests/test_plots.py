@@ -108,7 +108,10 @@ def legends(monkeypatch):
         captured[path.name] = texts
         return original(fig, path)
 
-    monkeypatch.setattr(plots, "_save", spy)
+    from keras_chem.training.plots import confusion, roc, tsne
+
+    for module in (roc, confusion, tsne):
+        monkeypatch.setattr(module, "_save", spy)
     return captured
 
 

@@ -13,22 +13,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-TINY = ["--limit", "120", "--epochs", "2", "--batch-size", "32", "--seed", "3", "--tokens", "v0"]
+from runs import TINY, kchem, train_args
 
 
-def kchem(*args, check=True, **kwargs):
-    env = {**os.environ, "KCHEM_PROGRESS": "0"}
-    return subprocess.run([sys.executable, "-m", "keras_chem.cli", *args], env=env, capture_output=True, text=True, check=check, **kwargs)
-
-
-def train_args(out, folds=2, dataset="bbbp"):
-    return ["train", "elembert", "--dataset", dataset, "--folds", str(folds), "--out", str(out), *TINY]
-
-
-def test_kfold_run_writes_the_run_directory(tmp_path):
-    out = tmp_path / "run"
-    result = kchem(*train_args(out))
-    assert "roc_auc" in result.stdout
+def test_kfold_run_writes_the_run_directory(bbbp_run):
+    out = bbbp_run
     for name in ("config.json", "splits.json", "summary.json", "report.md", "skipped.csv", "model_info.json",
                  "roc_p_np.png", "confusion_matrix.png", "tsne_cls.png"):
         assert (out / name).exists(), name
@@ -54,10 +43,8 @@ def test_kfold_run_writes_the_run_directory(tmp_path):
     assert config["model_config"]["epochs"] == 2 and config["folds"] == 2 and config["seed"] == 3
 
 
-def test_killed_run_resumes_to_the_same_summary(tmp_path):
-    reference = tmp_path / "uninterrupted"
-    kchem(*train_args(reference))
-
+def test_killed_run_resumes_to_the_same_summary(tmp_path, bbbp_run):
+    reference = bbbp_run
     out = tmp_path / "interrupted"
     env = {**os.environ, "KCHEM_PROGRESS": "0"}
     process = subprocess.Popen(
@@ -83,6 +70,7 @@ def test_killed_run_resumes_to_the_same_summary(tmp_path):
     assert resumed == uninterrupted
 
 
+@pytest.mark.runner_logic
 def test_changed_config_is_refused_in_an_existing_run(tmp_path):
     out = tmp_path / "run"
     (out).mkdir()
@@ -92,32 +80,39 @@ def test_changed_config_is_refused_in_an_existing_run(tmp_path):
     assert "different configuration" in result.stderr
 
 
-def test_splits_file_is_used_as_given(tmp_path):
-    splits = [{"train": list(range(0, 80)), "val": list(range(80, 100)), "test": list(range(100, 120))}]
+@pytest.mark.runner_logic
+def test_splits_file_is_used_as_given_and_rows_it_names_past_the_limit_are_counted(tmp_path):
+    splits = [{"train": list(range(0, 80)), "val": list(range(80, 100)), "test": list(range(100, 125))}]
     path = tmp_path / "splits.json"
     path.write_text(json.dumps(splits))
     out = tmp_path / "run"
-    kchem("train", "elembert", "--dataset", "bbbp", "--splits-file", str(path), "--out", str(out), *TINY)
+    result = kchem("train", "elembert", "--dataset", "bbbp", "--splits-file", str(path), "--out", str(out), *TINY)
     predictions = pd.read_csv(out / "fold_0" / "test_predictions.csv")
     assert sorted(predictions["row"]) == list(range(100, 120))
+    assert "5 row(s)" in result.stderr and "left out" in result.stderr
+    assert json.loads((out / "summary.json").read_text())["split_rows_left_out"] == [5]
+    assert "5 row(s) of the given splits file" in (out / "report.md").read_text()
 
 
+@pytest.mark.runner_logic
 def test_toml_config_with_flags_overriding(tmp_path):
     config = tmp_path / "run.toml"
     config.write_text('dataset = "bbbp"\ntokens = "v0"\nfolds = 2\nlimit = 120\nepochs = 1\n[model]\nembed-dim = 16\nheads = 2\n')
     out = tmp_path / "run"
-    kchem("train", "elembert", "--config", str(config), "--epochs", "2", "--out", str(out))
+    kchem("train", "elembert", "--config", str(config), "--epochs", "2", "--out", str(out), "--only-fold", "0")
     resolved = json.loads((out / "config.json").read_text())
     assert resolved["folds"] == 2 and resolved["limit"] == 120
     assert resolved["model_config"]["embed_dim"] == 16 and resolved["model_config"]["epochs"] == 2
 
 
+@pytest.mark.runner_logic
 def test_unknown_model_option_is_a_clear_error(tmp_path):
     result = kchem("train", "elembert", "--dataset", "bbbp", "--embed-dimm", "8", "--out", str(tmp_path / "r"), check=False)
     assert result.returncode == 2
     assert "embed_dimm" in result.stderr and "embed_dim" in result.stderr
 
 
+@pytest.mark.runner_logic
 def test_bad_rows_are_skipped_and_reported(tmp_path):
     # Tox21 holds 8 SMILES RDKit rejects; the first 1500 rows contain some of them. Molecules over
     # --max-atoms are skipped too (and keep the run to a few batch shapes).
@@ -138,14 +133,13 @@ def test_bad_rows_are_skipped_and_reported(tmp_path):
 
 def test_per_task_trains_one_model_per_task(tmp_path):
     from keras_chem import load_model
-    from keras_chem.models.elembert import DEFAULTS
     from keras_chem.training.config import resolve
     from keras_chem.training.runner import run
 
     out = tmp_path / "run"
     options = {"dataset": "clintox", "split": "random", "replicates": 1, "limit": 100, "epochs": 1, "tokens": "v0",
                "per_task": True, "out": str(out)}
-    summary = run(resolve("elembert", DEFAULTS, {}, options))
+    summary = run(resolve("elembert", {}, options))
     assert set(summary["metrics"]["per_task"]) == {"FDA_APPROVED", "CT_TOX"}
     model = load_model(out / "fold_0" / "model.keras")
     assert [layer.name for layer in model.layers if layer.name.startswith("task_")] == ["task_0", "task_1"]
@@ -156,13 +150,12 @@ def test_per_task_trains_one_model_per_task(tmp_path):
 def test_v1_tokens_on_crystals_multiclass_and_structure_predictions(tmp_path):
     import keras_chem
     from keras_chem.data.loaders import load_dataset
-    from keras_chem.models.elembert import DEFAULTS
     from keras_chem.training.config import resolve
     from keras_chem.training.runner import run
 
     out = tmp_path / "run"
     options = {"dataset": "cegann_dimensionality", "replicates": 1, "limit": 120, "epochs": 1, "out": str(out)}
-    summary = run(resolve("elembert", DEFAULTS, {}, options))
+    summary = run(resolve("elembert", {}, options))
     assert summary["task"] == "multiclass" and "accuracy" in summary["metrics"]
     info = json.loads((out / "model_info.json").read_text())
     assert info["preprocessor"]["tokens"] == "v1" and any(t[-1].isdigit() for t in info["preprocessor"]["vocabulary"]["tokens"])

@@ -10,19 +10,10 @@ import numpy as np
 import pytest
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from keras_chem.data.splits import (
-    Split,
-    bemis_murcko_scaffold,
-    check_splits,
-    kfold_splits,
-    load_matbench_folds,
-    matbench_splits,
-    read_splits_file,
-    replicate_splits,
-    scaffolds_from_smiles,
-    stratify_labels,
-    write_splits_file,
-)
+from keras_chem.data.matbench_folds import load_matbench_folds, matbench_splits
+from keras_chem.data.scaffolds import bemis_murcko_scaffold, scaffolds_from_smiles
+from keras_chem.data.split_files import check_splits, read_splits_file, write_splits_file
+from keras_chem.data.splits import Split, kfold_splits, replicate_splits, stratify_labels
 
 pytestmark = pytest.mark.backend_independent
 

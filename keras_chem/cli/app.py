@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from keras_chem.cli.subelements import subelements_app
@@ -49,9 +50,9 @@ def main_callback(backend: Optional[Backend] = BackendOption) -> None:
     _set_backend(backend)
 
 
-def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(2)
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print("[bold red]error:[/] " + escape(message))
+    raise typer.Exit(code)
 
 
 def _extra_model_options(args: list[str]) -> dict:
@@ -92,6 +93,10 @@ def train(
     limit: Optional[int] = typer.Option(None, help="Use only the first N rows (smoke runs)."),
     config: Optional[Path] = typer.Option(None, help="TOML file with these options; flags override it."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<dataset>). Re-running resumes."),
+    only_fold: Optional[list[str]] = typer.Option(
+        None, "--only-fold", help="Train only these folds (repeatable, or a list: 0,3,5-7) into the run directory."
+    ),
+    devices: Optional[str] = typer.Option(None, help="Train each fold data-parallel over N local devices, or 'all'."),
     backend: Optional[Backend] = BackendOption,
 ) -> None:
     """Train MODEL with k-fold cross-validation (or replicates) and write a run directory.
@@ -100,12 +105,11 @@ def train(
     """
     _set_backend(backend)
     from keras_chem.data.fetch import DataFileError
-    from keras_chem.models.registry import get_model_family
     from keras_chem.training import config as run_config
-    from keras_chem.training.runner import RunConfigMismatch, run
+    from keras_chem.training.distribute import parse_devices
+    from keras_chem.training.runner import FoldsFailed, RunConfigMismatch, run
 
     try:
-        family = get_model_family(model)
         file_options = run_config.read_toml(config) if config else {}
         cli_options = {
             "dataset": dataset, "split": split, "folds": folds, "replicates": replicates,
@@ -114,18 +118,51 @@ def train(
             "out": str(out) if out else None, "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
             **_extra_model_options(ctx.args),
         }
-        resolved = run_config.resolve(model, family.default_config(), file_options, cli_options)
-        summary = run(resolved)
+        resolved = run_config.resolve(model, file_options, cli_options)
+        summary = run(resolved, only_folds=_fold_list(only_fold), devices=parse_devices(devices))
+    except FoldsFailed as error:
+        _fail(str(error), code=1)
     except (KeyError, ValueError, FileNotFoundError, DataFileError, RunConfigMismatch) as error:
         _fail(str(error).strip("'\""))
-    _print_summary(summary, resolved.out)
+    if summary is not None:
+        _print_summary(summary, resolved.out)
+
+
+def _fold_list(values: list[str] | None) -> list[int] | None:
+    """`["0", "3,5-7"]` → [0, 3, 5, 6, 7]."""
+    if not values:
+        return None
+    folds = []
+    for part in ",".join(values).split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                first, last = (int(p) for p in part.split("-", 1))
+                folds += range(first, last + 1)
+            elif part:
+                folds.append(int(part))
+        except ValueError:
+            _fail(f"--only-fold takes fold numbers and ranges like 0,3,5-7, not {part!r}")
+    return sorted(set(folds))
+
+
+@app.command()
+def summarize(run_dir: Path = typer.Argument(..., help="A run directory (finished or not).")) -> None:
+    """Write summary.json, report.md and the pictures from the folds finished so far (marked partial if any is missing)."""
+    from keras_chem.training.summary import summarize as summarize_run
+
+    if not (run_dir / "splits.json").exists():
+        _fail(f"{run_dir} is not a keras-chem run directory (no splits.json)")
+    summary = summarize_run(run_dir)
+    _print_summary(summary, str(run_dir))
 
 
 HEADLINE_METRICS = ("roc_auc", "pr_auc", "pooled_onehot_auc", "accuracy", "balanced_accuracy", "mae", "rmse", "r2")
 
 
 def _print_summary(summary: dict, out: str) -> None:
-    table = Table(title=f"{summary['model']} on {summary['dataset']} ({summary['n_splits']} splits)")
+    partial = "" if summary.get("complete", True) else f", partial: folds {', '.join(summary['missing_folds'])} missing"
+    table = Table(title=f"{summary['model']} on {summary['dataset']} ({summary['n_splits']} splits{partial})")
     table.add_column("metric")
     table.add_column("mean ± std", justify="right")
     for name, value in summary["metrics"].items():
@@ -140,6 +177,7 @@ def pretrain(
     ctx: typer.Context,
     model: str = typer.Argument(..., help="Model family with a pretraining objective, e.g. elembert."),
     datasets: str = typer.Option(..., help="Comma-separated dataset names whose inputs (not labels) are used."),
+    strategy: Optional[str] = typer.Option(None, help="Pretraining objective (default: the model's first; elembert: mlm)."),
     out: Optional[Path] = typer.Option(None, help="Output directory (default runs/pretrain-<model>)."),
     seed: int = typer.Option(0, help="Seed for masking, splits and initialisation."),
     epochs: Optional[int] = typer.Option(None, help="Maximum epochs (early stopping on validation loss)."),
@@ -147,74 +185,63 @@ def pretrain(
     limit: Optional[int] = typer.Option(None, help="Use only the first N rows of each dataset."),
     backend: Optional[Backend] = BackendOption,
 ) -> None:
-    """Self-supervised pretraining (elembert: masked tokens); fine-tune with `train --init OUT`."""
+    """Self-supervised pretraining of MODEL's encoder; fine-tune with `train --init OUT`."""
     _set_backend(backend)
     from keras_chem.data.fetch import DataFileError
     from keras_chem.models.registry import get_model_family
     from keras_chem.training.config import resolve_model_config
+    from keras_chem.training.pretrain import pretrain as run_pretraining
 
     try:
         family = get_model_family(model)
-        if not hasattr(family, "pretrain"):
+        if not family.pretraining:
             _fail(f"model {model!r} has no pretraining objective")
         options = {"epochs": epochs, "batch_size": batch_size, **_extra_model_options(ctx.args)}
-        config = resolve_model_config(model, family.default_config(), options)
+        config = resolve_model_config(family, options)
         out = out or Path("runs") / f"pretrain-{model}"
-        info = family.pretrain([d.strip() for d in datasets.split(",") if d.strip()], config, out, seed=seed, limit=limit)
+        names = [d.strip() for d in datasets.split(",") if d.strip()]
+        info = run_pretraining(family, strategy or next(iter(family.pretraining)), names, config, out, seed=seed, limit=limit)
     except (KeyError, ValueError, FileNotFoundError, DataFileError) as error:
         _fail(str(error).strip("'\""))
+    metric = next((f"{k} {v:.3f}, " for k, v in info.items() if k.startswith("val_") and k != "val_loss"), "")
     out_console.print(
-        f"pretrained on {info['n_sequences']} sequences: masked-token accuracy {info['val_masked_accuracy']:.3f} "
-        f"(validation) → {out}; fine-tune with `kchem train {model} --init {out} ...`"
+        f"pretrained ({info['objective']}) on {info['n_sequences']} inputs: {metric}validation loss {info['val_loss']:.4f} "
+        f"→ {out}; fine-tune with `kchem train {model} --init {out} ...`"
     )
 
 
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="A finished `kchem train` run directory."),
-    input: Path = typer.Option(..., "--input", help="CSV with a SMILES or formula column, or a CIF/POSCAR/extxyz file."),
+    input: Path = typer.Option(..., "--input", help="CSV (SMILES or formula column), Matbench or CEGANN JSON, a JSON list of "
+                               "pymatgen structures, CIF, POSCAR or extxyz; gzipped or not."),
     output: Optional[Path] = typer.Option(None, help="Where to write predictions (default <input>.predictions.csv)."),
-    column: Optional[str] = typer.Option(None, help="Input column (default: 'smiles', 'formula' or 'composition', else the first)."),
+    column: Optional[str] = typer.Option(None, help="Input column (default: 'smiles', 'formula', 'composition' or 'structure')."),
     backend: Optional[Backend] = BackendOption,
 ) -> None:
-    """Predict with the averaged fold models; rows that cannot be featurized get a reason."""
+    """Predict with the averaged fold models: one row per input, in input order, with a reason for rows that cannot be featurized."""
     _set_backend(backend)
-    import json
-
-    import pandas as pd
-
     from keras_chem.inference import predict as run_predict
     from keras_chem.io import atomic_write_text
+    from keras_chem.structures.input_files import InputFileError
 
     if not (run_dir / "model_info.json").exists():
         _fail(f"{run_dir} is not a finished run directory (no model_info.json)")
-    kind = json.loads((run_dir / "model_info.json").read_text())["input_kind"]
-    if input.suffix.lower() in {".csv", ".gz"} or input.name.endswith(".csv.gz"):
-        table = pd.read_csv(input, dtype=str, keep_default_na=False)
-        name = column or next((c for c in table.columns if c.lower() in {"smiles", "formula", "composition"}), table.columns[0])
-        if name not in table.columns:
-            _fail(f"no column {name!r} in {input}; columns: {', '.join(table.columns)}")
-        values = table[name].tolist()
-    else:
-        from keras_chem.structures.crystals import read_structures
-
-        values = read_structures(input)
-        table = pd.DataFrame({"structure": [f"{input.name}#{i}" for i in range(len(values))]})
-    frame = run_predict(run_dir, **{_INPUT_ARGUMENT[kind]: values})
-    result = pd.concat([table.reset_index(drop=True), frame], axis=1)
+    try:
+        frame = run_predict(run_dir, input, column=column)
+    except (InputFileError, ValueError, FileNotFoundError) as error:
+        _fail(str(error))
     output = output or input.with_name(input.name.split(".")[0] + ".predictions.csv")
-    atomic_write_text(output, result.to_csv(index=False))
+    atomic_write_text(output, frame.to_csv(index=False))
     n_failed = int((frame["reason"] != "").sum())
     out_console.print(f"{len(frame) - n_failed} predicted, {n_failed} could not be featurized → {output}")
-
-
-_INPUT_ARGUMENT = {"smiles": "smiles", "structure": "structures", "composition": "compositions"}
 
 
 @app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="A finished `kchem train` run directory."),
     out: Path = typer.Option(..., "--out", help="Directory for the TensorFlow SavedModel."),
+    overwrite: bool = typer.Option(False, help="Replace --out even if it holds something other than a previous export."),
     backend: Optional[Backend] = BackendOption,
 ) -> None:
     """Export the fold-averaged model as a TensorFlow SavedModel (`serve` signature)."""
@@ -222,8 +249,8 @@ def export(
     from keras_chem.export import export_saved_model
 
     try:
-        path = export_saved_model(run_dir, out)
-    except FileNotFoundError as error:
+        path = export_saved_model(run_dir, out, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError) as error:  # no finished run; --out holds something else
         _fail(str(error))
     out_console.print(f"SavedModel written to {path}")
 
@@ -234,16 +261,22 @@ def datasets_list() -> None:
     from keras_chem.data.fetch import is_available
     from keras_chem.data.registry import list_cards
 
-    table = Table()
-    for column in ("name", "input", "task", "targets", "size", "local"):
-        table.add_column(column)
+    rows = []
     for card in list_cards():
         size = sum(f.size or 0 for f in card.files)
         targets = ", ".join(card.targets) if len(card.targets) <= 3 else f"{len(card.targets)} targets"
-        table.add_row(
-            card.name, card.input, card.task, targets, f"{size / 1e6:.2f} MB",
-            "[green]yes[/]" if is_available(card) else "[red]no[/]",
-        )
+        rows.append((card.name, card.input, card.task, targets, f"{size / 1e6:.2f} MB", "yes" if is_available(card) else "no"))
+    columns = ("name", "input", "task", "targets", "size", "local")
+    if not out_console.is_terminal:  # piped: one tab-separated line per dataset, nothing cut
+        print("\t".join(columns))
+        for row in rows:
+            print("\t".join(row))
+        return
+    table = Table()
+    for column in columns:
+        table.add_column(column, no_wrap=column == "name", overflow="fold")
+    for row in rows:
+        table.add_row(*row[:-1], "[green]yes[/]" if row[-1] == "yes" else "[red]no[/]")
     out_console.print(table)
 
 

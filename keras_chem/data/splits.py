@@ -1,4 +1,7 @@
-"""Train/validation/test splits: K-fold CV, independent replicates, official Matbench folds.
+"""Train/validation/test splits: K-fold CV and independent replicates (random, stratified, scaffold).
+
+Scaffolds come from `scaffolds.py`, the official Matbench folds from `matbench_folds.py`, and
+splits files are read and written by `split_files.py`.
 
 Every function here is group-aware: `groups` holds one string per row (the dedup key) and
 rows with the same key never land in two different partitions of one split. Everything is
@@ -11,11 +14,7 @@ fold), as in the original elEmBERT notebooks (each fold's train part split again
 
 from __future__ import annotations
 
-import gzip
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -58,31 +57,6 @@ class Split:
 
 # ---------------------------------------------------------------------------------------
 # helpers
-
-
-def bemis_murcko_scaffold(smiles: str) -> str:
-    """Bemis–Murcko scaffold SMILES (no chirality); an acyclic molecule gives "".
-
-    An unparseable SMILES returns the SMILES itself, so it still forms its own group.
-    """
-    from rdkit import Chem, RDLogger
-    from rdkit.Chem.Scaffolds import MurckoScaffold
-
-    RDLogger.DisableLog("rdApp.*")
-    try:
-        mol = Chem.MolFromSmiles(smiles)
-        if mol is None:
-            return smiles
-        return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
-    except Exception:  # RDKit raises a zoo of exception types on odd input
-        return smiles
-    finally:
-        RDLogger.EnableLog("rdApp.*")
-
-
-def scaffolds_from_smiles(smiles: Sequence[str]) -> list[str]:
-    """`bemis_murcko_scaffold` of every row."""
-    return [bemis_murcko_scaffold(s) for s in smiles]
 
 
 def stratify_labels(targets: np.ndarray) -> np.ndarray:
@@ -445,143 +419,3 @@ def _scaffold_parts(units, sizes, rng) -> np.ndarray:
             fill[p] += unit_sizes[u]
         unit_part[u] = p
     return unit_part[units]
-
-
-# ---------------------------------------------------------------------------------------
-# Matbench official folds
-
-
-def load_matbench_folds(path: str | os.PathLike, task: str) -> list[list[str]]:
-    """Official test mbids per fold for `task` ("matbench_phonons" or "phonons")."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        data = json.load(handle)
-    tasks = data["splits"]
-    name = task if task.startswith("matbench_") else f"matbench_{task}"
-    if name not in tasks:
-        raise ValueError(f"unknown Matbench task {task!r}; known: {', '.join(sorted(tasks))}")
-    folds = tasks[name]
-    keys = sorted(folds, key=lambda k: int(k.rsplit("_", 1)[-1]))
-    return [list(folds[k]["test"]) for k in keys]
-
-
-def matbench_splits(
-    ids: list[str],
-    test_ids_per_fold: list[list[str]],
-    *,
-    seed: int,
-    val_fraction: float = 0.1,
-    groups: Sequence[str] | None = None,
-) -> list[Split]:
-    """Official Matbench test folds over the loaded rows `ids`.
-
-    Test ids missing from `ids` (skipped rows) are ignored; a fold left with no test row
-    raises ValueError. Validation is carved at random out of each fold's train part. With
-    `groups`, training rows that share a group with a test row are dropped from that fold
-    (the official test set is kept intact, so no group straddles partitions).
-    """
-    _check_seed(seed)
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    n = len(ids)
-    gcodes = _group_codes(groups, n)
-    row_of: dict[str, list[int]] = {}
-    for i, key in enumerate(ids):
-        row_of.setdefault(str(key), []).append(i)
-    rows = np.arange(n)
-    splits = []
-    for fold, test_ids in enumerate(test_ids_per_fold):
-        test = np.asarray(sorted(i for t in test_ids for i in row_of.get(str(t), [])), dtype=np.int64)
-        if len(test) == 0:
-            raise ValueError(f"Matbench fold {fold}: none of its {len(test_ids)} test ids is in the loaded data")
-        leaked = np.isin(gcodes, gcodes[test])
-        train_part = np.setdiff1d(rows[~leaked], test)
-        val = _carve_random(train_part, gcodes, val_fraction, _rng(seed, fold, 1))
-        splits.append(Split(train=np.setdiff1d(train_part, val), val=val, test=test))
-    return splits
-
-
-# ---------------------------------------------------------------------------------------
-# splits files and checks
-
-
-def write_splits_file(path: str | os.PathLike, splits: Sequence[Split]) -> Path:
-    """Atomically write a JSON list of `{"train", "val", "test"}` dicts."""
-    from keras_chem.io import atomic_write_json
-
-    for k, s in enumerate(splits):
-        _check_one(k, s, None)
-    return atomic_write_json(path, [s.to_dict() for s in splits])
-
-
-def read_splits_file(path: str | os.PathLike, n_rows: int) -> list[Split]:
-    """Read and validate a splits JSON file (a list of dicts, or one dict)."""
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list) or not data:
-        raise ValueError(f"{path}: expected a non-empty JSON list of {{train, val, test}} objects")
-    splits = []
-    for k, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise ValueError(f"{path}: split {k} is not an object")
-        try:
-            raw = {p: _parse_indices(item.get(p, []), f"split {k} {p}") for p in PARTS}
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        missing = [p for p in ("train", "test") if p not in item]
-        if missing:
-            raise ValueError(f"{path}: split {k} has no {', '.join(missing)} key")
-        for p in PARTS:
-            if len(np.unique(raw[p])) != len(raw[p]):
-                raise ValueError(f"{path}: split {k} {p} lists an index more than once")
-        try:
-            _check_one(k, Split(**raw), n_rows)
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        splits.append(Split(**raw))
-    return splits
-
-
-def _check_one(k: int, split: Split, n_rows: int | None) -> None:
-    for p in PARTS:
-        idx = getattr(split, p)
-        if len(idx) and (idx[0] < 0 or (n_rows is not None and idx[-1] >= n_rows)):
-            bad = idx[0] if idx[0] < 0 else idx[-1]
-            raise ValueError(f"split {k} {p}: index {int(bad)} out of range [0, {n_rows})")
-    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
-        both = np.intersect1d(getattr(split, a), getattr(split, b))
-        if len(both):
-            raise ValueError(f"split {k}: {len(both)} rows in both {a} and {b} (e.g. row {int(both[0])})")
-    if len(split.train) == 0 or len(split.test) == 0:
-        raise ValueError(f"split {k}: empty {'train' if len(split.train) == 0 else 'test'} set")
-
-
-def check_splits(
-    splits: Sequence[Split], n_rows: int, groups: Sequence[str] | None = None, kfold: bool = False
-) -> None:
-    """Raise ValueError on out-of-range or overlapping indices, on a group that straddles
-    partitions and, with kfold=True, unless every row is tested exactly once."""
-    gcodes = None if groups is None else _encode(groups, n_rows, "groups")
-    for k, s in enumerate(splits):
-        _check_one(k, s, n_rows)
-        if gcodes is None:
-            continue
-        part = np.full(n_rows, -1)
-        for i, p in enumerate(PARTS):
-            part[getattr(s, p)] = i
-        used = part >= 0
-        pairs = np.unique(np.stack([gcodes[used], part[used]], axis=1), axis=0)
-        straddle = np.flatnonzero(np.bincount(pairs[:, 0]) > 1)
-        if len(straddle):
-            key = str(np.asarray(groups, dtype=object)[np.flatnonzero(gcodes == straddle[0])[0]])
-            raise ValueError(f"split {k}: {len(straddle)} groups straddle partitions (e.g. {key!r})")
-    if kfold:
-        counts = np.bincount(np.concatenate([s.test for s in splits]), minlength=n_rows)
-        if np.any(counts != 1):
-            bad = np.flatnonzero(counts != 1)
-            raise ValueError(
-                f"k-fold: {len(bad)} rows are not tested exactly once (row {int(bad[0])}: {int(counts[bad[0]])} times)"
-            )

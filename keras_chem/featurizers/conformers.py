@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from keras_chem.data.types import Skip
 from keras_chem.featurizers.cache import load_or_build
-from keras_chem.featurizers.progress import progress_enabled
+from keras_chem.featurizers.progress import progress_enabled, skip_reason
 
 CHUNK = 16
 # Fewer SMILES than this are embedded in this process (starting workers costs more).
@@ -36,8 +36,8 @@ def _embed_chunk(smiles: list[str], seed: int) -> list[Result]:
     for text in smiles:
         try:
             atoms, reason = smiles_to_atoms(text, seed=seed)
-        except Exception as error:  # one bad molecule never stops the batch
-            atoms, reason = None, f"{type(error).__name__}: {error}"
+        except Exception as error:  # noqa: BLE001 - bad input becomes a skip, a bug is raised by skip_reason
+            atoms, reason = None, skip_reason(error, text)
         if atoms is None:
             out.append(" ".join(str(reason or "conformer failed").split()))
         else:

@@ -16,6 +16,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from keras_chem.data.types import Skip
+from keras_chem.featurizers.progress import skip_reason
 from keras_chem.featurizers.pdf import CUTOFF, N_BINS, finish_pdfs, pair_counts
 from keras_chem.featurizers.subelements import SubelementModel
 
@@ -37,8 +38,8 @@ def structures_of(ids: list[str], inputs: list[Any]) -> tuple[np.ndarray, list[a
         try:
             atoms = to_atoms(item)
             reason = check_structure(atoms)
-        except Exception as error:
-            atoms, reason = None, f"{type(error).__name__}: {error}"
+        except Exception as error:  # noqa: BLE001 - bad input becomes a skip, a bug is raised by skip_reason
+            atoms, reason = None, skip_reason(error, row_id)
         if reason is not None:
             skips.append(Skip(str(row_id), _one_line(reason)))
         else:
@@ -72,8 +73,8 @@ def pdfs_and_numbers(
         for k in block:
             try:
                 results.append(pair_counts(atoms_list[k], cutoff, n_bins))
-            except Exception as error:
-                results.append(_one_line(f"neighbour list failed: {type(error).__name__}: {error}"))
+            except Exception as error:  # noqa: BLE001 - bad input becomes a skip, a bug is raised by skip_reason
+                results.append(f"neighbour list failed: {skip_reason(error, k)}")
         good = [k for k, r in zip(block, results) if not isinstance(r, str)]
         counts = [r for r in results if not isinstance(r, str)]
         numbers = np.concatenate([atoms_list[k].numbers for k in good]) if good else np.zeros(0, np.int64)

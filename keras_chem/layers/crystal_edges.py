@@ -12,7 +12,7 @@ import math
 import keras
 from keras import ops
 
-from keras_chem.featurizers.edge_grids import ANGLE_GRID, COS_DENOM_GUARD, DISTANCE_GRID, FLAG_RADIUS, PHI_GRID, SPHERICAL_GUARD, THETA_GRID
+from keras_chem.layers.edge_grids import ANGLE_GRID, COS_DENOM_GUARD, DISTANCE_GRID, FLAG_RADIUS, PHI_GRID, SPHERICAL_GUARD, THETA_GRID
 from keras_chem.layers.etgc import gather_nodes, shape_dim
 from keras_chem.layers.gaussian_expansion import GaussianExpansion
 

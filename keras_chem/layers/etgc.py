@@ -14,6 +14,8 @@ import math
 import keras
 from keras import ops
 
+from keras_chem.layers.masked_batch_norm import MaskedBatchNormalization
+
 
 def shape_dim(x, axis):
     """`x.shape[axis]` when static, else the dynamic size (TF graphs with `Input((None, ...))`)."""
@@ -84,8 +86,8 @@ class ETGC(keras.layers.Layer):
     gathered neighbour terms and contractions with the raw edge features remain: no per-edge
     projection of e on the line graph, whose edges are K times as many as the atoms' (see `_attend`).
 
-    BatchNorm statistics use real rows only: Keras 3 `BatchNormalization(mask=...)` computes
-    masked moments on every backend (checked in the tests). LayerNorm/BatchNorm epsilons and the
+    BatchNorm statistics use real rows only (`MaskedBatchNormalization`: Keras 3's masked moments,
+    over the global batch under data-parallel training; checked in the tests). LayerNorm/BatchNorm epsilons and the
     BN momentum default to PyTorch's values (1e-5, momentum 0.1 = Keras 0.9). Keras BN updates
     the moving variance with the biased batch variance (PyTorch uses the unbiased one).
 
@@ -131,13 +133,13 @@ class ETGC(keras.layers.Layer):
         self.node_ln = keras.layers.LayerNormalization(epsilon=self.epsilon, name="node_ln")
         self.node_ff1 = keras.layers.Dense(self.ffn_mult * self.d_model, name="node_ff1")
         self.node_ff2 = keras.layers.Dense(self.d_model, name="node_ff2")
-        self.node_bn = keras.layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="node_bn")
+        self.node_bn = MaskedBatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="node_bn")
         if self.update_edges:
             self.edge_out = keras.layers.Dense(self.edge_dim, name="edge_out")
             self.edge_ln = keras.layers.LayerNormalization(epsilon=self.epsilon, name="edge_ln")
             self.edge_ff1 = keras.layers.Dense(self.ffn_mult * self.edge_dim, name="edge_ff1")
             self.edge_ff2 = keras.layers.Dense(self.edge_dim, name="edge_ff2")
-            self.edge_bn = keras.layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="edge_bn")
+            self.edge_bn = MaskedBatchNormalization(momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="edge_bn")
 
     def build(self, x_shape, nbr_idx_shape=None, nbr_mask_shape=None, e_shape=None, node_mask_shape=None):
         d, de, hd = self.d_model, self.edge_dim, self.heads * self.d_k

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_chem.featurizers.edge_grids import grid_centres
+from keras_chem.layers.edge_grids import grid_centres
 
 
 @keras.saving.register_keras_serializable(package="keras_chem")

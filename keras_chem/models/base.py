@@ -1,13 +1,25 @@
-"""What every model family provides, and what the runner tells it about the task."""
+"""The contract of a model family, and what the runner tells a family about the task.
+
+A family is one module in `models/` that defines `FAMILY`, an instance of a `ModelFamily`
+subclass. It declares everything the runner, the command line, `predict`, `export` and
+pretraining need; nothing outside `models/` and `layers/` changes when a family is added
+(`models/registry.py` names the built-in ones; others register with `register_model` or the
+`keras_chem.models` entry point group).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from keras_chem.data.types import Skip
+
+INPUT_KINDS = ("smiles", "structure", "composition")
+# What pretraining writes (`training/pretrain.py`) and `--init` reads.
+PRETRAIN_ENCODER_FILE = "encoder.keras"
+PRETRAIN_INFO_FILE = "pretrain_info.json"
 
 
 @dataclass(frozen=True)
@@ -43,34 +55,114 @@ class Features:
     skipped: list[Skip]
 
 
-class Preprocessor(Protocol):
-    """Turns raw inputs (SMILES, `ase.Atoms`, formulas) into a model's input arrays."""
+class PaddedPreprocessor:
+    """Raw inputs → a dict of arrays, zero-padded along `padded_axes` to a cap taken from the data.
 
-    def fit_transform(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features: ...
+    A subclass implements `featurize` (rows padded to the longest of the call, no cap applied),
+    `sizes`, `input_signature` and `get_config`, and keeps the cap in `self.cap`. This class turns
+    that into `fit_transform` (the cap from the data) and `transform` (rows over the cap skipped).
+    The runner featurizes large datasets chunk by chunk through `featurize` and sets the cap.
+    """
 
-    def transform(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features: ...
+    padded_axes: dict[str, tuple[int, ...]] = {}  # input name → axes padded to a row's size
+    version: int = 1  # bump when the arrays for the same inputs and config change: stale caches are not reused
+    cap: int | None = None
 
-    def get_config(self) -> dict: ...
-
-    cap: int  # padded size of the arrays' variable axis
+    def featurize(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
+        raise NotImplementedError
 
     def sizes(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        """Real (unpadded) size of each row, for bucketing."""
-
-    def trim(self, arrays: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
-        """The arrays cut to `size` along their padded axis."""
+        """Real (unpadded) size of each row along the padded axes."""
+        raise NotImplementedError
 
     def input_signature(self) -> dict[str, tuple[tuple, str]]:
-        """Input name → (shape without batch, dtype) at the caps, for export."""
+        """Input name → (shape without batch, dtype) at the cap, for export."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        raise NotImplementedError
+
+    def over_cap_reason(self, size: int) -> str:
+        return f"size {size}, over the model's cap of {self.cap}"
+
+    def fit_transform(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
+        features = self.featurize(ids, inputs, input_kind)
+        if len(features.kept) == 0:
+            raise ValueError("no input could be featurized; see the skipped rows")
+        self.cap = int(self.sizes(features.arrays).max())
+        return Features(features.kept, pad_arrays(features.arrays, self.cap, self.padded_axes), features.skipped)
+
+    def transform(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
+        if self.cap is None:
+            raise RuntimeError("call fit_transform() before transform()")
+        features = self.featurize(ids, inputs, input_kind)
+        sizes = self.sizes(features.arrays)
+        fits = sizes <= self.cap
+        skipped = features.skipped + [Skip(ids[p], self.over_cap_reason(int(s))) for p, s in zip(features.kept[~fits], sizes[~fits])]
+        arrays = {name: array[fits] for name, array in features.arrays.items()}
+        return Features(features.kept[fits], pad_arrays(arrays, self.cap, self.padded_axes), skipped)
 
 
-class ModelFamily(Protocol):
+def pad_arrays(arrays: dict[str, np.ndarray], size: int, padded_axes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Every padded axis cut or zero-padded to `size`."""
+    out = {}
+    for name, array in arrays.items():
+        axes = padded_axes.get(name, ())
+        array = array[tuple(slice(0, size) if a in axes else slice(None) for a in range(array.ndim))]
+        widths = [(0, size - array.shape[a]) if a in axes else (0, 0) for a in range(array.ndim)]
+        out[name] = np.pad(array, widths) if any(w for _, w in widths) else array
+    return out
+
+
+@dataclass(frozen=True)
+class PretrainObjective:
+    """A self-supervised objective: `build(config, preprocessor)` returns the model trained on it
+    and the encoder that is kept; `make_batch(inputs, rng)` turns a batch of input arrays into
+    `(x, y, sample_weight)`; `loss` and `metrics` compile the trained model (`metrics` weighted)."""
+
     name: str
+    description: str
+    build: Any
+    make_batch: Any
+    loss: Any
+    metrics: Any = None
+    summary_metric: str | None = None  # a weighted metric reported after pretraining, e.g. "accuracy"
 
-    def default_config(self) -> dict: ...
 
-    def preprocessor(self, config: dict) -> Preprocessor: ...
+class ModelFamily:
+    """What a family declares. Class attributes:
 
-    def preprocessor_from_config(self, config: dict) -> Preprocessor: ...
+    `name`, `input_kinds` (of `INPUT_KINDS`), `options` (model options and their defaults; the
+    shared training options live in the runner), `training_defaults` (overrides of the runner's
+    training option defaults), `embedding_layer` (the layer whose output is a row's learned
+    vector, e.g. a pooled crystal), `pretraining` (objective name → `PretrainObjective`).
+    """
 
-    def build(self, config: dict, preprocessor: Preprocessor, task: TaskInfo): ...
+    name: str = ""
+    input_kinds: tuple[str, ...] = INPUT_KINDS
+    options: dict = {}
+    training_defaults: dict = {}
+    embedding_layer: str | None = None
+    pretraining: dict[str, PretrainObjective] = {}
+
+    def preprocessor(self, config: dict) -> PaddedPreprocessor:
+        raise NotImplementedError
+
+    def preprocessor_from_config(self, config: dict) -> PaddedPreprocessor:
+        raise NotImplementedError
+
+    def build(self, config: dict, preprocessor: PaddedPreprocessor, task: TaskInfo, target_stats: dict | None = None):
+        """The keras.Model for `task`; `target_stats` (mean, std per target) for regression."""
+        raise NotImplementedError
+
+    def loss(self, task: TaskInfo, target_stats: dict | None = None):
+        from keras_chem.models.heads import loss_for
+
+        return loss_for(task, target_stats)
+
+    def initialize(self, model, source: str, config: dict, preprocessor: PaddedPreprocessor) -> None:
+        """Load pretrained weights from `source` (`--init`) into a freshly built model."""
+        raise ValueError(f"model {self.name!r} cannot be initialised from a pretrained run (--init)")
+
+    def check_config(self, config: dict) -> None:
+        """Raise ValueError for an option value the family does not accept."""

@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from keras_chem.data.types import Skip
 from keras_chem.featurizers.positional import LAP_PE_DIM, RW_PE_DIM
 from keras_chem.featurizers.progress import map_rows
-from keras_chem.models.base import Features, TaskInfo
+from keras_chem.models.base import Features, ModelFamily, PaddedPreprocessor, TaskInfo
 
 N_POSITIONAL = LAP_PE_DIM + RW_PE_DIM  # Laplacian eigenvectors + random-walk return probabilities
 
@@ -36,19 +35,13 @@ DEFAULTS = {
     "element_embedding": 64,
     "fc_layers": 2,
     "dropout": 0.0,
-    "optimizer": "adamw",
-    "learning_rate": 1e-4,
-    "lr_schedule": "constant",
-    "weight_decay": 0.0,
-    "batch_size": 32,
-    "epochs": 300,
-    "patience": 30,
 }
+TRAINING_DEFAULTS = {"optimizer": "adamw", "learning_rate": 1e-4, "weight_decay": 0.0, "epochs": 300, "patience": 30}
 
 INPUT_DTYPES = {"atom_z": "int32", "nbr_idx": "int32", "nbr_mask": "bool", "nbr_vec": "float32", "pe": "float32"}
 
 
-class CrystalGraphPreprocessor:
+class CrystalGraphPreprocessor(PaddedPreprocessor):
     """Structures (pymatgen `Structure`, ASE `Atoms`, Matbench JSON) → padded kNN crystal graphs.
 
     Arrays per row (N = the atom cap, taken from the data at `fit_transform`; K = `k`):
@@ -58,13 +51,19 @@ class CrystalGraphPreprocessor:
     neighbours within the largest radius is skipped with its reason.
     """
 
+    padded_axes = {name: (1,) for name in INPUT_DTYPES}
+
     def __init__(self, k: int = 12, start_radius: float = 8.0, radius_step: float = 2.0,
                  max_atoms: int | None = None, n_cap: int | None = None):
         self.k = int(k)
         self.start_radius = float(start_radius)
         self.radius_step = float(radius_step)
         self.max_atoms = max_atoms
-        self.n_cap = n_cap
+        self.cap = n_cap
+
+    @property
+    def n_cap(self) -> int | None:
+        return self.cap
 
     def _graph(self, item: Any):
         from keras_chem.featurizers.crystal_graph import knn_graph
@@ -81,59 +80,34 @@ class CrystalGraphPreprocessor:
         graph["pe"] = positional_encodings(graph["nbr_idx"], graph["nbr_mask"])
         return graph, None
 
-    def _graphs(self, ids, inputs, input_kind):
-        if input_kind != "structure":
-            raise ValueError(f"CrysToGraph needs crystal structures, not {input_kind!r} inputs")
-        return map_rows(ids, inputs, self._graph, "building crystal graphs")
-
-    def fit_transform(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
-        kept, graphs, skipped = self._graphs(ids, inputs, input_kind)
-        if not graphs:
-            raise ValueError("no structure could be featurized; see the skipped rows")
-        self.n_cap = max(len(g["atom_z"]) for g in graphs)
-        return self._encode(ids, kept, graphs, skipped)
-
-    def transform(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
-        if self.n_cap is None:
-            raise RuntimeError("call fit_transform() before transform()")
-        return self._encode(ids, *self._graphs(ids, inputs, input_kind))
-
-    def _encode(self, ids, kept, graphs, skipped) -> Features:
+    def featurize(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
         from keras_chem.featurizers.crystal_graph import pad_graphs
 
-        fits = []
-        for position, graph in zip(kept, graphs):
-            n = len(graph["atom_z"])
-            if n > self.n_cap:
-                skipped.append(Skip(ids[position], f"{n} atoms, over the model's cap of {self.n_cap} atoms"))
-            fits.append(n <= self.n_cap)
-        fits = np.asarray(fits, dtype=bool)
-        chosen = [g for g, ok in zip(graphs, fits) if ok]
-        arrays = pad_graphs(chosen, self.n_cap) if chosen else self._empty()
-        arrays = {name: arrays[name].astype(dtype) for name, dtype in INPUT_DTYPES.items()}
-        return Features(kept=np.asarray(kept, dtype=np.int64)[fits], arrays=arrays, skipped=skipped)
+        if input_kind != "structure":
+            raise ValueError(f"CrysToGraph needs crystal structures, not {input_kind!r} inputs")
+        kept, graphs, skipped = map_rows(ids, inputs, self._graph, "building crystal graphs")
+        if graphs:
+            arrays = pad_graphs(graphs, max(len(g["atom_z"]) for g in graphs))
+        else:
+            arrays = {name: np.zeros((0, *shape), dtype=dtype) for name, (shape, dtype) in self._signature(0).items()}
+        return Features(kept=kept, arrays={name: arrays[name].astype(dtype) for name, dtype in INPUT_DTYPES.items()}, skipped=skipped)
 
-    def _empty(self) -> dict[str, np.ndarray]:
-        return {name: np.zeros((0, *shape), dtype=dtype) for name, (shape, dtype) in self.input_signature().items()}
-
-    @property
-    def cap(self) -> int:
-        return self.n_cap
+    def over_cap_reason(self, size: int) -> str:
+        return f"{size} atoms, over the model's cap of {self.cap} atoms"
 
     def sizes(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         return np.count_nonzero(arrays["atom_z"], axis=1)
 
-    def trim(self, arrays: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
-        return {name: array[:, :size] for name, array in arrays.items()}
+    def _signature(self, n: int) -> dict:
+        shapes = {"atom_z": (n,), "nbr_idx": (n, self.k), "nbr_mask": (n, self.k), "nbr_vec": (n, self.k, 3), "pe": (n, N_POSITIONAL)}
+        return {name: (shapes[name], dtype) for name, dtype in INPUT_DTYPES.items()}
 
     def input_signature(self) -> dict:
-        n, k = self.n_cap, self.k
-        shapes = {"atom_z": (n,), "nbr_idx": (n, k), "nbr_mask": (n, k), "nbr_vec": (n, k, 3), "pe": (n, N_POSITIONAL)}
-        return {name: (shapes[name], dtype) for name, dtype in INPUT_DTYPES.items()}
+        return self._signature(self.cap)
 
     def get_config(self) -> dict:
         return {"k": self.k, "start_radius": self.start_radius, "radius_step": self.radius_step,
-                "max_atoms": self.max_atoms, "n_cap": self.n_cap}
+                "max_atoms": self.max_atoms, "n_cap": self.cap}
 
 
 def build(config: dict, preprocessor: CrystalGraphPreprocessor, task: TaskInfo, target_stats: dict | None = None):
@@ -207,11 +181,12 @@ def build(config: dict, preprocessor: CrystalGraphPreprocessor, task: TaskInfo, 
     return keras.Model(inputs, output_head(z, task, target_stats), name="crystograph")
 
 
-class _Family:
+class CrysToGraphFamily(ModelFamily):
     name = "crystograph"
-
-    def default_config(self) -> dict:
-        return dict(DEFAULTS)
+    input_kinds = ("structure",)
+    options = DEFAULTS
+    training_defaults = TRAINING_DEFAULTS
+    embedding_layer = "crystal_embedding"
 
     def preprocessor(self, config: dict) -> CrystalGraphPreprocessor:
         return CrystalGraphPreprocessor(k=config["k"], start_radius=config["start_radius"], radius_step=config["radius_step"],
@@ -220,10 +195,13 @@ class _Family:
     def preprocessor_from_config(self, config: dict) -> CrystalGraphPreprocessor:
         return CrystalGraphPreprocessor(**config)
 
-    def build(self, config, preprocessor, task, target_stats=None):
+    def check_config(self, config: dict) -> None:
         if config["gwt_attention"] not in ("softmax", "sum"):
             raise ValueError(f"gwt_attention must be softmax or sum, not {config['gwt_attention']!r}")
+
+    def build(self, config, preprocessor, task, target_stats=None):
+        self.check_config(config)
         return build(config, preprocessor, task, target_stats)
 
 
-FAMILY = _Family()
+FAMILY = CrysToGraphFamily()

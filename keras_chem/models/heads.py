@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from keras_chem.models.base import TaskInfo
 
-
-def output_head(features, task: TaskInfo, target_stats: dict | None = None, name: str = "output"):
+def output_head(features, task, target_stats: dict | None = None, name: str = "output"):
     """Dense → probabilities (sigmoid per target, or softmax) or values in target units."""
     logits = keras.layers.Dense(task.n_outputs, name=f"{name}_logits")(features)
     if task.task == "classification":
@@ -20,11 +18,12 @@ def output_head(features, task: TaskInfo, target_stats: dict | None = None, name
     return Rescale(shift=stats["mean"], scale=stats["std"], name=name)(logits)
 
 
-def loss_for(task: TaskInfo, target_stats: dict | None = None):
-    from keras_chem.losses.masked import MaskedBinaryCrossentropy, MaskedMeanSquaredError
+def loss_for(task, target_stats: dict | None = None):
+    """The default loss of a task type; every one masks missing (NaN) labels."""
+    from keras_chem.losses.masked import MaskedBinaryCrossentropy, MaskedMeanSquaredError, MaskedSparseCategoricalCrossentropy
 
     if task.task == "classification":
         return MaskedBinaryCrossentropy()
     if task.task == "multiclass":
-        return keras.losses.SparseCategoricalCrossentropy()
+        return MaskedSparseCategoricalCrossentropy()
     return MaskedMeanSquaredError(scale=(target_stats or {}).get("std"))

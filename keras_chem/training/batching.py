@@ -1,10 +1,12 @@
 """Batches of similar-size rows, trimmed to their bucket's size, so padding stays small.
 
-The arrays of a dataset are padded to the dataset's cap; a batch only pays for the bucket it
-falls in. Bucket sizes are few (a geometric ladder), and batches have few row counts: training
-batches are full but for one, evaluation batches are padded with empty rows to a power of two.
-So `jit` compiles a handful of shapes, the same ones in every fold, and the persistent compile
-cache (`compile_cache.py`) serves the later folds.
+The arrays of a dataset are padded to the dataset's cap along the axes the preprocessor
+declares (`padded_axes`); a batch only pays for the bucket it falls in. Bucket sizes are few
+(a geometric ladder), and batches have few row counts: training batches are full but for one,
+evaluation batches are padded with empty rows to a power of two. So `jit` compiles a handful
+of shapes, the same ones in every fold, and the persistent compile cache (`compile_cache.py`)
+serves the later folds. Under data-parallel training every batch is padded to a multiple of
+the device count with empty rows whose targets are missing (NaN), which every loss masks.
 """
 
 from __future__ import annotations
@@ -69,30 +71,56 @@ def plan_eval_batches(row_sizes: np.ndarray, cap: int, batch_size: int, min_rows
     return batches
 
 
-def padded_rows(n: int, batch_size: int) -> int:
-    """`n` rounded up to a power of two (at least 8, at most `batch_size`)."""
-    return min(batch_size, max(MIN_EVAL_ROWS, 1 << (n - 1).bit_length()))
+def padded_rows(n: int, batch_size: int, multiple: int = 1) -> int:
+    """`n` rounded up to a power of two (at least 8, at most `batch_size`), then to a multiple of `multiple`."""
+    rows = min(batch_size, max(MIN_EVAL_ROWS, 1 << (n - 1).bit_length()))
+    return -(-rows // multiple) * multiple
+
+
+def trim(arrays: dict[str, np.ndarray], size: int, padded_axes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The arrays cut to `size` along their padded axes."""
+    return {name: array[tuple(slice(0, size) if a in padded_axes.get(name, ()) else slice(None) for a in range(array.ndim))]
+            for name, array in arrays.items()}
+
+
+def row_sizes(arrays: dict[str, np.ndarray], rows: np.ndarray, preprocessor, chunk: int = 8192) -> np.ndarray:
+    """`preprocessor.sizes` of `rows`, read a chunk at a time (the arrays may be memory maps)."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([preprocessor.sizes({name: np.asarray(array[rows[i : i + chunk]]) for name, array in arrays.items()})
+                           for i in range(0, len(rows), chunk)])
+
+
+def _pad_rows(array: np.ndarray, rows: int, value=0) -> np.ndarray:
+    extra = rows - len(array)
+    if extra <= 0:
+        return array
+    return np.pad(array, [(0, extra)] + [(0, 0)] * (array.ndim - 1), constant_values=value)
 
 
 def _py_dataset_class():
     import keras
 
     class BucketedBatches(keras.utils.PyDataset):
-        """Keras input: batches of rows trimmed by `trim(arrays, size)` of the preprocessor.
+        """Keras input: batches of the rows `rows` of `arrays`, trimmed to their bucket.
 
-        Training (`targets` given): `plan_batches`, reshuffled every epoch when `seed` is given.
-        Evaluation (`targets=None`): `plan_eval_batches`, each batch padded with all-zero rows
-        (pure padding: no atom, no token) to `padded_rows`; `real_rows()` says which outputs count.
+        Training (`targets` given, one per row of `arrays`): `plan_batches`, reshuffled every epoch
+        when `seed` is given. Evaluation (`targets=None`): `plan_eval_batches`, each batch padded
+        with all-zero rows (pure padding: no atom, no token) to `padded_rows`; `real_rows()` says
+        which outputs count. `row_multiple` pads every batch to a multiple of the device count.
+        Rows are gathered batch by batch, so `arrays` may be memory maps of a whole dataset.
         """
 
-        def __init__(self, arrays, targets, preprocessor, batch_size, seed=None):
+        def __init__(self, arrays, targets, preprocessor, batch_size, seed=None, rows=None, row_multiple=1):
             super().__init__()
             self.arrays = arrays
+            self.rows = np.arange(len(next(iter(arrays.values())))) if rows is None else np.asarray(rows)
             self.targets = targets
-            self.preprocessor = preprocessor
+            self.padded_axes = preprocessor.padded_axes
             self.batch_size = batch_size
             self.seed = seed
-            self.row_sizes = preprocessor.sizes(arrays)
+            self.row_multiple = row_multiple
+            self.row_sizes = row_sizes(arrays, self.rows, preprocessor)
             self.cap = preprocessor.cap
             self.epoch = 0
             self._plan()
@@ -108,12 +136,15 @@ def _py_dataset_class():
             return len(self.batches)
 
         def __getitem__(self, index):
-            rows, size = self.batches[index]
-            inputs = self.preprocessor.trim({k: v[rows] for k, v in self.arrays.items()}, size)
+            positions, size = self.batches[index]
+            rows = self.rows[positions]
+            inputs = trim({k: np.asarray(v[rows]) for k, v in self.arrays.items()}, size, self.padded_axes)
             if self.targets is not None:
-                return inputs, self.targets[rows]
-            extra = padded_rows(len(rows), self.batch_size) - len(rows)
-            return {k: np.pad(v, [(0, extra)] + [(0, 0)] * (v.ndim - 1)) for k, v in inputs.items()}
+                n = -(-len(rows) // self.row_multiple) * self.row_multiple
+                targets = _pad_rows(np.asarray(self.targets[positions], dtype=np.float32), n, np.nan)
+                return {k: _pad_rows(v, n) for k, v in inputs.items()}, targets
+            n = padded_rows(len(rows), self.batch_size, self.row_multiple)
+            return {k: _pad_rows(v, n) for k, v in inputs.items()}
 
         def on_epoch_end(self):
             if self.seed is not None:
@@ -121,54 +152,90 @@ def _py_dataset_class():
                 self._plan()
 
         def row_order(self) -> np.ndarray:
-            return np.concatenate([rows for rows, _ in self.batches])
+            return np.concatenate([positions for positions, _ in self.batches])
 
         def real_rows(self) -> np.ndarray:
             """Per output row of an evaluation pass: True for a real row, False for padding."""
-            return np.concatenate([np.arange(padded_rows(len(rows), self.batch_size)) < len(rows) for rows, _ in self.batches])
+            return np.concatenate([np.arange(padded_rows(len(p), self.batch_size, self.row_multiple)) < len(p) for p, _ in self.batches])
 
     return BucketedBatches
 
 
-def batches(arrays, targets, preprocessor, batch_size, seed=None):
-    """Training batches, shuffled with `seed` (a fixed order with `seed=None`)."""
-    return for_backend(_py_dataset_class()(arrays, targets, preprocessor, batch_size, seed))
+def batches(arrays, targets, preprocessor, batch_size, seed=None, rows=None, row_multiple=1):
+    """Training batches of `rows` (all rows by default), shuffled with `seed` (a fixed order with
+    `seed=None`); `targets` holds one row per entry of `rows`."""
+    data = _py_dataset_class()(arrays, targets, preprocessor, batch_size, seed, rows, row_multiple)
+    return for_backend(data)
 
 
 def for_backend(data):
-    """Under TensorFlow, a `tf.data.Dataset` whose spec leaves the batch and the padded axis (axis 1)
-    open: Keras infers a `PyDataset`'s spec from its first two batches, and bucketed batches vary."""
+    """Under TensorFlow, a `tf.data.Dataset` whose spec leaves the batch and the padded axes open:
+    Keras infers a `PyDataset`'s spec from its first two batches, and bucketed batches vary.
+
+    Keras reshuffles a `PyDataset` at the end of every epoch itself, but not a `tf.data.Dataset`:
+    training with one needs `epoch_end(data)` among the callbacks. (Reshuffling when the generator
+    runs out would be wrong: a distribution strategy reads a whole pass ahead before training.)"""
     import keras
 
     if keras.backend.backend() != "tensorflow":
         return data
     import tensorflow as tf
 
-    def open_spec(array):  # inputs: batch and padded axes vary; neighbour and feature axes are fixed
-        return tf.TensorSpec((None, None, *array.shape[2:]), tf.as_dtype(array.dtype))
+    padded_axes = getattr(data, "padded_axes", {})
+    # Under a distribution strategy Keras averages a first batch over the replicas to build the
+    # model, which fails for bool tensors: masks travel as uint8 and the model's inputs cast them back.
+    as_uint8 = tf.distribute.has_strategy()
+
+    def open_spec(name, array):  # inputs: batch and padded axes vary; neighbour and feature axes are fixed
+        shape = [None if a == 0 or a in padded_axes.get(name, ()) else d for a, d in enumerate(array.shape)]
+        dtype = tf.uint8 if as_uint8 and array.dtype == bool else tf.as_dtype(array.dtype)
+        return tf.TensorSpec(shape, dtype)
 
     def batch_spec(array):  # targets and weights: only the batch axis varies
         return tf.TensorSpec((None, *array.shape[1:]), tf.as_dtype(array.dtype))
 
     first = data[0]
+    inputs = first[0] if isinstance(first, tuple) else first
+    input_spec = {name: open_spec(name, array) for name, array in inputs.items()}
     if isinstance(first, tuple):
-        spec = (keras.tree.map_structure(open_spec, first[0]), *[keras.tree.map_structure(batch_spec, p) for p in first[1:]])
+        spec = (input_spec, *[keras.tree.map_structure(batch_spec, p) for p in first[1:]])
     else:
-        spec = keras.tree.map_structure(open_spec, first)
+        spec = input_spec
 
     def generate():
         for index in range(len(data)):
-            yield data[index]
-        data.on_epoch_end()
+            batch = data[index]
+            if as_uint8:
+                inputs = batch[0] if isinstance(batch, tuple) else batch
+                inputs = {name: a.astype(np.uint8) if a.dtype == bool else a for name, a in inputs.items()}
+                batch = (inputs, *batch[1:]) if isinstance(batch, tuple) else inputs
+            yield batch
 
     dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
     # A known length lets Keras count the steps instead of warning that the input ran out of data.
-    return dataset.apply(tf.data.experimental.assert_cardinality(len(data))).prefetch(2)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(data))).prefetch(2)
+    dataset.keras_chem_source = data
+    return dataset
 
 
-def predict(model, arrays, preprocessor, batch_size: int = 256) -> np.ndarray:
-    """`model.predict` over bucketed, padded batches, returned in the rows' original order."""
-    data = _py_dataset_class()(arrays, None, preprocessor, batch_size)
+def epoch_end(train_input):
+    """A callback that reshuffles `train_input` (from `batches` or `for_backend`) after every epoch
+    when Keras does not (a `tf.data.Dataset`)."""
+    import keras
+
+    source = getattr(train_input, "keras_chem_source", None)
+
+    class EpochEnd(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if source is not None:
+                source.on_epoch_end()
+
+    return EpochEnd()
+
+
+def predict(model, arrays, preprocessor, batch_size: int = 256, rows=None, row_multiple: int = 1) -> np.ndarray:
+    """`model.predict` over bucketed, padded batches of `rows` (all rows by default), in their order."""
+    data = _py_dataset_class()(arrays, None, preprocessor, batch_size, rows=rows, row_multiple=row_multiple)
     outputs = np.asarray(model.predict(for_backend(data), verbose=0))[data.real_rows()]
     result = np.empty_like(outputs)
     result[data.row_order()] = outputs

@@ -34,7 +34,11 @@ def enable_compile_cache() -> Path | None:
 
         if not jax.config.jax_compilation_cache_dir:
             path.mkdir(parents=True, exist_ok=True)
-            jax.config.update("jax_compilation_cache_dir", str(path))  # programs that took over 1 s to compile
+            jax.config.update("jax_compilation_cache_dir", str(path))
+            if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+                # JAX keeps only programs that took a second to compile; every fold worker compiles
+                # the same shapes again, so keep those that took a fifth of one
+                jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
         return Path(jax.config.jax_compilation_cache_dir)
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if f"{TF_FLAG}=" in flags:

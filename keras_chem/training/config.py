@@ -1,4 +1,10 @@
-"""The resolved configuration of one training run: defaults < TOML file < command-line flags."""
+"""The resolved configuration of one training run: defaults < TOML file < command-line flags.
+
+Model options come from the family (`FAMILY.options`); the training options every family shares
+(optimizer, learning rate and its schedule, weight decay, batch size, epochs, patience, one
+model per task, a pretrained init) are defined here once, with a family's own defaults for
+them in `FAMILY.training_defaults`. Both end up in one flat `model_config`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,20 @@ from pathlib import Path
 RESUME_IRRELEVANT_KEYS = {"out", "backend"}
 
 SPLIT_METHODS = ("random", "stratified", "scaffold", "matbench")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "step")
+
+TRAINING_DEFAULTS = {
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "weight_decay": 0.0,
+    "lr_schedule": "constant",
+    "batch_size": 32,
+    "epochs": 100,
+    "patience": 10,
+    "per_task": False,
+    "init": None,
+}
 
 
 @dataclass
@@ -32,8 +52,23 @@ class RunConfig:
         data["split_sizes"] = list(self.split_sizes)
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        return cls(**{**data, "split_sizes": tuple(data["split_sizes"])})
+
 
 RUN_KEYS = {f.name for f in fields(RunConfig)} - {"model_config"}
+
+
+def default_config(family) -> dict:
+    """Every option of `family` with its default: shared training options, then model options."""
+    clash = sorted(set(family.options) & set(TRAINING_DEFAULTS))
+    if clash:
+        raise ValueError(f"model {family.name!r} redefines the shared training option(s) {', '.join(clash)}")
+    unknown = sorted(set(family.training_defaults) - set(TRAINING_DEFAULTS))
+    if unknown:
+        raise ValueError(f"model {family.name!r} sets defaults for unknown training option(s) {', '.join(unknown)}")
+    return {**TRAINING_DEFAULTS, **family.training_defaults, **family.options}
 
 
 def read_toml(path: str | Path) -> dict:
@@ -45,11 +80,14 @@ def read_toml(path: str | Path) -> dict:
     return flat
 
 
-def resolve(model: str, defaults: dict, file_options: dict, cli_options: dict) -> RunConfig:
-    """Merge model defaults, the TOML file and the flags (flags win); unknown keys are errors."""
+def resolve(model: str, file_options: dict, cli_options: dict) -> RunConfig:
+    """Merge the defaults of `model`, the TOML file and the flags (flags win); unknown keys are errors."""
+    from keras_chem.models.registry import get_model_family
+
+    family = get_model_family(model)
     merged = {**file_options, **{k: v for k, v in cli_options.items() if v is not None}}
     run_options = {k: v for k, v in merged.items() if k in RUN_KEYS}
-    model_config = resolve_model_config(model, defaults, {k: v for k, v in merged.items() if k not in RUN_KEYS})
+    model_config = resolve_model_config(family, {k: v for k, v in merged.items() if k not in RUN_KEYS})
     if "dataset" not in run_options:
         raise ValueError("no dataset given: pass --dataset NAME (see `kchem datasets list`)")
     if run_options.get("split") and run_options["split"] not in SPLIT_METHODS:
@@ -65,14 +103,28 @@ def resolve(model: str, defaults: dict, file_options: dict, cli_options: dict) -
     return RunConfig(model=model, model_config=model_config, **run_options)
 
 
-def resolve_model_config(model: str, defaults: dict, options: dict) -> dict:
-    """The model's defaults updated by `options` (typed like the defaults); unknown keys are errors."""
+def resolve_model_config(family, options: dict) -> dict:
+    """The family's defaults updated by `options` (typed like the defaults); unknown keys are errors."""
+    defaults = default_config(family)
     unknown = sorted(k for k, v in options.items() if k not in defaults and v is not None)
     if unknown:
         raise ValueError(
-            f"unknown option(s) for model {model!r}: {', '.join(unknown)}; model options are: {', '.join(sorted(defaults))}"
+            f"unknown option(s) for model {family.name!r}: {', '.join(unknown)}; model options are: {', '.join(sorted(defaults))}"
         )
-    return {**defaults, **{k: _coerce(v, defaults[k]) for k, v in options.items() if v is not None}}
+    config = {**defaults, **{k: _coerce(v, defaults[k]) for k, v in options.items() if v is not None}}
+    check_training_options(config)
+    family.check_config(config)
+    return config
+
+
+def check_training_options(config: dict) -> None:
+    if config["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {config['optimizer']!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if config["lr_schedule"] not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {config['lr_schedule']!r}; choose one of {', '.join(LR_SCHEDULES)}")
+    for key in ("batch_size", "epochs"):
+        if int(config[key]) < 1:
+            raise ValueError(f"{key} must be at least 1, got {config[key]}")
 
 
 def default_out(model: str, dataset: str) -> str:

@@ -1,4 +1,8 @@
-"""Rich progress for folds and epochs; quiet when output is not a terminal."""
+"""Rich progress for featurization, folds and epochs; quiet when output is not a terminal.
+
+A fold worker's stderr is a pipe to the runner; `KCHEM_FORCE_TERMINAL=1` (set by the runner
+when its own stderr is a terminal) lets the worker draw its progress bars through it.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +10,29 @@ import os
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-console = Console(stderr=True)
+console = Console(stderr=True, force_terminal=True if os.environ.get("KCHEM_FORCE_TERMINAL") == "1" else None)
 
 
 def progress_enabled() -> bool:
     return os.environ.get("KCHEM_PROGRESS", "1") != "0" and console.is_terminal
 
 
-class _FoldProgress:
-    def __init__(self, progress: Progress | None, task_id):
-        self._progress = progress
-        self._task_id = task_id
-
-    def advance(self, message: str) -> None:
-        console.print(f"  {message}")
-        if self._progress is not None:
-            self._progress.advance(self._task_id)
-
-
 @contextmanager
-def fold_progress(n_folds: int):
+def row_progress(description: str, total: int):
+    """`with row_progress("featurizing", n) as advance: advance(done, total)`: one bar, and the
+    featurizers' own bars held back meanwhile."""
+    from keras_chem.featurizers.progress import quiet
+
     if not progress_enabled():
-        yield _FoldProgress(None, None)
+        with quiet():
+            yield lambda done, total: None
         return
-    with Progress(
-        TextColumn("[bold]folds"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
-    ) as progress:
-        yield _FoldProgress(progress, progress.add_task("folds", total=n_folds))
+    with Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as progress, quiet():
+        task = progress.add_task(description, total=total)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 def _epoch_callback_class():

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 
-def validation_loss(arrays, targets, preprocessor):
-    """A Keras callback that writes the compiled loss of the whole validation set into each epoch's
-    logs as `val_loss` (what early stopping and the history read).
+def validation_loss(arrays, targets, preprocessor, rows=None, row_multiple: int = 1):
+    """A Keras callback that writes the compiled loss of the whole validation set (`rows` of
+    `arrays`, with `targets`) into each epoch's logs as `val_loss` (what early stopping and the
+    history read).
 
     Keras's own validation pass averages per-batch losses weighted by batch size, and compiles a
     shape for every partial batch, which differ from fold to fold. This one predicts through
@@ -18,7 +19,7 @@ def validation_loss(arrays, targets, preprocessor):
 
     class ValidationLoss(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            predictions = predict(self.model, arrays, preprocessor)
+            predictions = predict(self.model, arrays, preprocessor, rows=rows, row_multiple=row_multiple)
             logs["val_loss"] = float(ops.convert_to_numpy(self.model.loss(targets, predictions)))
 
     return ValidationLoss()

@@ -1,5 +1,5 @@
 """The Gaussian grids and guards of CrysToGraph's edge and angle features (specs §A.1), shared by
-the numpy references in `featurizers/crystal_graph.py` and the Keras layers in `layers/crystal_edges.py`.
+the Keras layers in `layers/crystal_edges.py` and their numpy references in the tests.
 
 A grid is `(start, stop, step)`: the centres of upstream's `arange(start, stop + step, step)` and
 sigma = step, for g(x) = exp(-(x - mu)^2 / sigma^2).

@@ -1,0 +1,111 @@
+"""Train and evaluate one fold of a run: what a fold worker process does.
+
+Everything comes from the run directory and the memory-mapped feature store, so a fold can
+run in a fresh process on any machine that sees both; everything it produces goes into
+`fold_<k>/`, with `metrics.json` written last.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from keras_chem.io import atomic_write_json
+from keras_chem.training.run_files import RunDirectory
+
+EMBEDDINGS_FILE = "test_embeddings.npy"
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, numpy and the backend. TensorFlow's op determinism is left off: it turns XLA
+    off, and the XLA programs every model is compiled to already run deterministically on a CPU
+    (the kill-and-resume test checks bit-equal summaries on both backends)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def train_fold(run_dir, k: int, store_path, devices=None) -> dict:
+    from keras_chem.featurizers.store import open_store
+    from keras_chem.models.registry import family_from_info
+    from keras_chem.training.batching import predict
+    from keras_chem.training.compile_cache import enable_compile_cache
+    from keras_chem.training.distribute import data_parallel
+    from keras_chem.training.evaluate import evaluate
+    from keras_chem.training.fit import fit_model, fit_per_task
+
+    enable_compile_cache()
+    run = RunDirectory(run_dir)
+    config, info = run.config(), run.model_info()
+    family = family_from_info(info)
+    preprocessor = family.preprocessor_from_config(info["preprocessor"])
+    task = run.task()
+    rows = run.rows()
+    split = run.splits()[k]
+    arrays = open_store(store_path).arrays
+    model_config = config.model_config
+    label = f"fold {k}"
+
+    seed_everything(config.seed + k)
+    started = time.perf_counter()
+    with data_parallel(devices, model_config["batch_size"]) as replicas:
+        fit = fit_per_task if model_config["per_task"] and task.task == "classification" and task.n_outputs > 1 else fit_model
+        model, history = fit(family, model_config, preprocessor, task, arrays, rows.targets, split, config.seed + k, label, replicas)
+        train_seconds = time.perf_counter() - started
+        predictions = predict(model, arrays, preprocessor, rows=split.test, row_multiple=replicas)
+        embeddings = _embeddings(model, family, arrays, preprocessor, split.test, replicas)
+
+    fold_dir = run.fold(k)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    _save_model_atomically(model, fold_dir / "model.keras")
+    run.write_predictions(k, rows, split.test, predictions, task)
+    if embeddings is not None:
+        np.save(fold_dir / EMBEDDINGS_FILE, embeddings.astype(np.float32))
+    val_losses = history["val_loss"]
+    metrics = {
+        **evaluate(task, rows.targets[split.test], predictions),
+        "n_train": int(len(split.train)),
+        "n_val": int(len(split.val)),
+        "n_test": int(len(split.test)),
+        "epochs_trained": len(val_losses),
+        "best_epoch": int(np.nanargmin(val_losses)) + 1,
+        "best_val_loss": float(np.nanmin(val_losses)),
+    }
+    atomic_write_json(fold_dir / "history.json", {**history, "train_seconds": round(train_seconds, 2), "resources": _resources()})
+    (fold_dir / "failed.json").unlink(missing_ok=True)
+    atomic_write_json(fold_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _embeddings(model, family, arrays, preprocessor, rows, replicas):
+    """The learned vector (`family.embedding_layer`) of every test row, for the run's t-SNE."""
+    import keras
+
+    from keras_chem.training.batching import predict
+
+    names = [layer.name for layer in model.layers if layer.name == family.embedding_layer]
+    if not names:
+        return None
+    embedder = keras.Model(model.inputs, model.get_layer(names[0]).output)
+    return predict(embedder, arrays, preprocessor, rows=rows, row_multiple=replicas)
+
+
+def _resources() -> dict:
+    """This worker's pid, peak RSS and (on Linux) memory-map count: what a fold costs the machine."""
+    import os
+    import resource
+
+    maps = None
+    if os.path.exists("/proc/self/maps"):
+        with open("/proc/self/maps") as handle:
+            maps = sum(1 for _ in handle)
+    return {"pid": os.getpid(), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "memory_maps": maps}
+
+
+def _save_model_atomically(model, path) -> None:
+    import os
+
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)

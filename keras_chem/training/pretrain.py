@@ -1,0 +1,135 @@
+"""Self-supervised pretraining of a family's encoder with one of its `pretraining` objectives.
+
+The inputs (never the labels) of the given datasets are featurized, 10 % are held out for
+early stopping, and the objective's model trains on length-bucketed batches that the
+objective turns into `(x, y, weight)` afresh every time a batch is read (new masks every
+epoch). The encoder is saved as `encoder.keras` beside `pretrain_info.json`; `kchem train
+--init DIR` loads it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keras_chem.io import atomic_write_json
+from keras_chem.models.base import PRETRAIN_ENCODER_FILE, PRETRAIN_INFO_FILE
+
+VALIDATION_SHARE = 0.1
+VALIDATION_BATCH = 256
+
+
+def _batches_class():
+    import keras
+
+    from keras_chem.training.batching import plan_batches, trim
+
+    class ObjectiveBatches(keras.utils.PyDataset):
+        """Bucketed batches of input arrays, made into `(x, y, weight)` by the objective's `make`."""
+
+        def __init__(self, arrays, preprocessor, batch_size, make, seed=None):
+            super().__init__()
+            self.arrays, self.preprocessor, self.batch_size, self.make = arrays, preprocessor, batch_size, make
+            self.padded_axes = preprocessor.padded_axes
+            self.seed, self.epoch = seed, 0
+            self.sizes = preprocessor.sizes(arrays)
+            self._plan()
+
+        def _plan(self):
+            rng = np.random.default_rng([self.seed, self.epoch]) if self.seed is not None else None
+            self.batches = plan_batches(self.sizes, self.preprocessor.cap, self.batch_size, rng)
+
+        def __len__(self):
+            return len(self.batches)
+
+        def __getitem__(self, index):
+            rows, size = self.batches[index]
+            return self.make(trim({k: np.asarray(v[rows]) for k, v in self.arrays.items()}, size, self.padded_axes))
+
+        def on_epoch_end(self):
+            if self.seed is not None:
+                self.epoch += 1
+                self._plan()
+
+    return ObjectiveBatches
+
+
+def pretrain(family, objective_name: str, datasets: list[str], config: dict, out: str | Path, seed: int = 0,
+             limit: int | None = None) -> dict:
+    """Pretrain on the inputs of `datasets`; writes the encoder and `pretrain_info.json`, returns the info."""
+    import keras
+
+    from keras_chem.data.loaders import load_dataset
+    from keras_chem.training.batching import epoch_end, for_backend
+    from keras_chem.training.console import EpochProgress, console
+    from keras_chem.training.fold import seed_everything
+
+    if objective_name not in family.pretraining:
+        known = ", ".join(family.pretraining) or "none"
+        raise ValueError(f"model {family.name!r} has no pretraining objective {objective_name!r} (objectives: {known})")
+    objective = family.pretraining[objective_name]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    preprocessor = family.preprocessor(config)
+    ids, inputs, kinds = [], [], []
+    for name in datasets:
+        data = load_dataset(name, limit=limit)
+        ids += [f"{name}/{i}" for i in data.ids]
+        inputs += data.inputs
+        kinds.append(data.input_kind)
+    if len(set(kinds)) != 1:
+        raise ValueError(f"pretraining datasets must share one input kind, got {sorted(set(kinds))}")
+    features = preprocessor.fit_transform(ids, inputs, kinds[0])
+    arrays = features.arrays
+    n = len(features.kept)
+    console.print(f"pretraining ({objective.name}: {objective.description}) on {n} inputs from {', '.join(datasets)} "
+                  f"({len(features.skipped)} skipped)")
+
+    seed_everything(seed)
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(n * VALIDATION_SHARE))
+    val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+    model, encoder = objective.build(config, preprocessor)
+    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]), loss=objective.loss(),
+                  weighted_metrics=objective.metrics() if objective.metrics else None)
+    make = objective.make_batch(config, preprocessor)
+    Batches = _batches_class()
+    started = time.perf_counter()
+    train_input = for_backend(Batches({k: v[train_rows] for k, v in arrays.items()}, preprocessor, config["batch_size"], make, seed=seed))
+    history = model.fit(
+        train_input,
+        validation_data=for_backend(Batches({k: v[val_rows] for k, v in arrays.items()}, preprocessor, VALIDATION_BATCH, make)),
+        epochs=config["epochs"],
+        shuffle=False,  # the batches are shuffled, within buckets, by `ObjectiveBatches`
+        verbose=0,
+        callbacks=[
+            epoch_end(train_input),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config["patience"], restore_best_weights=True),
+            EpochProgress("pretraining", config["epochs"]),
+        ],
+    )
+    tmp = out / f".{PRETRAIN_ENCODER_FILE}.tmp.keras"
+    encoder.save(tmp)
+    tmp.replace(out / PRETRAIN_ENCODER_FILE)
+    val_losses = history.history["val_loss"]
+    best = int(np.argmin(val_losses))
+    info = {
+        "model": family.name,
+        "objective": objective.name,
+        "datasets": datasets,
+        "n_sequences": int(n),
+        "n_skipped": len(features.skipped),
+        "seed": seed,
+        "config": config,
+        "preprocessor": preprocessor.get_config(),
+        "best_epoch": best + 1,
+        "val_loss": float(val_losses[best]),
+        "train_seconds": round(time.perf_counter() - started, 2),
+    }
+    if objective.summary_metric:
+        info[f"val_{objective.summary_metric}"] = float(history.history[f"val_{objective.summary_metric}"][best])
+    atomic_write_json(out / "history.json", history.history)
+    atomic_write_json(out / PRETRAIN_INFO_FILE, info)
+    return info
