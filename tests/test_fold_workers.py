@@ -4,6 +4,7 @@ directory (`--only-fold`) share the work and give the single-process summary."""
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -81,7 +82,7 @@ def test_a_killed_fold_is_reported_the_others_run_and_a_rerun_retries_it_alone(t
 
 @pytest.mark.runner_logic
 def test_a_fold_that_raises_is_reported_with_its_reason(tmp_path):
-    splits = [{"train": list(range(0, 60)), "val": list(range(60, 80)), "test": list(range(80, 120))},
+    splits = [{"train": list(range(0, 60)), "val": [], "test": list(range(80, 120))},
               {"train": list(range(40, 120)), "val": [], "test": list(range(0, 40))}]
     path = tmp_path / "splits.json"
     path.write_text(json.dumps(splits))
@@ -91,7 +92,7 @@ def test_a_fold_that_raises_is_reported_with_its_reason(tmp_path):
     failure = json.loads((out / "fold_1" / "failed.json").read_text())
     assert "fold 1: the validation part is empty" in failure["reason"] and failure["traceback"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["n_splits"] == 1 and "validation part is empty" in summary["missing_folds"]["1"]
+    assert summary["n_splits"] == 0 and "validation part is empty" in summary["missing_folds"]["1"] and "0" in summary["missing_folds"]
 
 
 @pytest.mark.runner_logic
@@ -117,12 +118,14 @@ def test_only_fold_processes_share_one_run_directory_and_give_the_single_process
 
 
 @pytest.mark.runner_logic
-def test_summarize_marks_folds_not_trained_yet(tmp_path):
+def test_summarize_marks_folds_not_trained_yet(tmp_path, bbbp_run):
     out = tmp_path / "run"
-    result = kchem(*train_args(out, folds=3), "--only-fold", "1")
-    assert "folds 0, 2 are not finished yet" in result.stderr and not (out / "summary.json").exists()
+    shutil.copytree(bbbp_run, out)
+    shutil.rmtree(out / "fold_0")
     summary = kchem("summarize", str(out))
-    assert "partial: folds 0, 2 missing" in " ".join(summary.stdout.split())
+    assert "partial: folds 0 missing" in " ".join(summary.stdout.split())
     written = json.loads((out / "summary.json").read_text())
-    assert written["missing_folds"] == {"0": "not trained yet", "2": "not trained yet"} and written["n_splits"] == 1
-    assert kchem("train", "elembert", "--only-fold", "7", *train_args(out, folds=3)[2:], check=False).returncode == 2
+    assert written["missing_folds"] == {"0": "not trained yet"} and written["n_splits"] == 1 and not written["complete"]
+    assert "Partial: 1 of 2 folds missing" in (out / "report.md").read_text()
+    wrong = kchem(*train_args(out), "--only-fold", "7", check=False)
+    assert wrong.returncode == 2 and "this run has folds 0..1" in wrong.stderr

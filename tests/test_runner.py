@@ -118,12 +118,12 @@ def test_bad_rows_are_skipped_and_reported(tmp_path):
     # --max-atoms are skipped too (and keep the run to a few batch shapes).
     out = tmp_path / "run"
     kchem("train", "elembert", "--dataset", "tox21", "--tokens", "v0", "--replicates", "1", "--limit", "1500", "--epochs", "1",
-          "--max-atoms", "40", "--out", str(out))
+          "--max-atoms", "24", "--batch-size", "64", "--out", str(out))
     with open(out / "skipped.csv") as handle:
         skipped = list(csv.DictReader(handle))
     assert all(row["id"] and row["reason"] for row in skipped)
     reasons = [row["reason"] for row in skipped]
-    assert any("over --max-atoms 40" in reason for reason in reasons)
+    assert any("over --max-atoms 24" in reason for reason in reasons)
     unparseable = [reason for reason in reasons if "--max-atoms" not in reason]
     assert unparseable, "expected the unparseable Tox21 rows in skipped.csv"
     summary = json.loads((out / "summary.json").read_text())
@@ -164,3 +164,16 @@ def test_v1_tokens_on_crystals_multiclass_and_structure_predictions(tmp_path):
     frame = keras_chem.predict(out, structures=structures)
     probabilities = frame.drop(columns="reason").to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_two_devices_give_the_predictions_of_one(tmp_path):
+    """`--devices 2` end to end: the fold worker sees two CPU devices (JAX's host platform flag or
+    TensorFlow's logical devices) and trains the model one device trains (SGD, no dropout)."""
+    args = ["--dataset", "esol", "--replicates", "1", "--limit", "64", "--epochs", "1", "--tokens", "v0", "--optimizer", "sgd",
+            "--learning-rate", "0.01", "--dropout", "0", "--batch-size", "16"]
+    predictions = {}
+    for devices in ("1", "2"):
+        out = tmp_path / devices
+        kchem("train", "elembert", *args, "--devices", devices, "--out", str(out))
+        predictions[devices] = pd.read_csv(out / "fold_0" / "test_predictions.csv")
+    np.testing.assert_allclose(predictions["2"].iloc[:, -1], predictions["1"].iloc[:, -1], rtol=1e-4, atol=1e-4)

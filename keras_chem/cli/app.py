@@ -273,8 +273,8 @@ def datasets_list() -> None:
             print("\t".join(row))
         return
     table = Table()
-    for column in columns:
-        table.add_column(column, no_wrap=column == "name", overflow="fold")
+    for column in columns:  # names are never cut; the other columns wrap on a narrow terminal
+        table.add_column(column, no_wrap=column == "name", min_width=max(len(r[0]) for r in rows) if column == "name" else None)
     for row in rows:
         table.add_row(*row[:-1], "[green]yes[/]" if row[-1] == "yes" else "[red]no[/]")
     out_console.print(table)
