@@ -135,8 +135,9 @@ def collect_one(group: str, dataset: str, variant: str, args) -> dict:
         "epochs_trained": [m["epochs_trained"] for m in fold_metrics],
         "best_epoch": [m["best_epoch"] for m in fold_metrics],
         "train_seconds": round(sum(h.get("train_seconds", 0.0) for h in folds), 1),
-        # each fold trains in its own worker process: its memory maps at the end of the fold
+        # each fold trains in its own worker process: its memory maps at the end of the fold, its peak RSS
         "worker_memory_maps": [h.get("resources", {}).get("memory_maps") for h in folds],
+        "worker_peak_rss_mb": [h.get("resources", {}).get("peak_rss_mb") for h in folds],
         "paper_crystograph": paper.get("crystograph"), "paper_cgcnn": paper.get("cgcnn"),
         "budget": budget_tag(args), "backend": json.loads((out / "config.json").read_text()).get("backend"),
         "run_dir": _rel(out),

@@ -5,7 +5,7 @@ tokens from RDKit conformers).
 Each point runs in fresh processes. Featurization: from a cold cache, through the runner's own
 streamed feature store (`training/features.py`), timed inside the process (rows/s) while this
 script samples the RSS of the whole process tree (conformer pool included) every 0.1 s. Training:
-`kchem train elembert --replicates 1 --epochs 2` on the cached features; the seconds of the
+`kchem train elembert --split random --replicates 1 --epochs 2` (one 80/10/10 split) on the cached features; the seconds of the
 second epoch (the first compiles every batch shape) from the fold's history, the fold worker's
 peak RSS, and the peak RSS of the command's process tree.
 
@@ -35,7 +35,9 @@ RSS_GOAL_GB = 4.0
 
 FEATURIZE = """
 import json, sys, time
+import numpy as np
 from keras_chem.data.loaders import load_dataset
+from keras_chem.training.batching import bucket_sizes, row_sizes
 from keras_chem.models.registry import get_model_family
 from keras_chem.training.config import resolve
 from keras_chem.training.features import featurize_dataset
@@ -44,10 +46,13 @@ config = resolve("elembert", {}, {"dataset": dataset, "tokens": tokens, "limit":
 started = time.perf_counter()
 data = load_dataset(dataset, limit=limit)
 loaded = time.perf_counter()
-store, _ = featurize_dataset(config, get_model_family("elembert"), data)
+store, preprocessor = featurize_dataset(config, get_model_family("elembert"), data)
 done = time.perf_counter()
+sizes = row_sizes(store.arrays, np.arange(len(store.kept)), preprocessor)
+ladder = bucket_sizes(store.meta["cap"])
 print(json.dumps({"rows": len(data), "featurized": int(len(store.kept)), "load_seconds": loaded - started,
-                  "featurize_seconds": done - loaded, "cap": store.meta["cap"]}))
+                  "featurize_seconds": done - loaded, "cap": store.meta["cap"], "mean_row_size": float(sizes.mean()),
+                  "mean_bucket_size": float(ladder[np.searchsorted(ladder, sizes)].mean())}))
 """
 
 
@@ -98,13 +103,14 @@ def measure(case: str, fraction: float, backend: str, runs: Path) -> dict:
     featurized = json.loads(stdout.strip().splitlines()[-1])
     out = runs / f"scale-{case}-{limit}"
     command = [sys.executable, "-m", "keras_chem.cli", "train", "elembert", "--dataset", spec["dataset"], "--tokens", spec["tokens"],
-               "--limit", str(limit), "--replicates", "1", "--epochs", "2", "--patience", "5", "--out", str(out)]
+               "--limit", str(limit), "--split", "random", "--replicates", "1", "--epochs", "2", "--patience", "5", "--out", str(out)]
     _, train_wall, train_peak = run_sampled(command, env)
     history = json.loads((out / "fold_0" / "history.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
     return {
         "case": case, "dataset": spec["dataset"], "tokens": spec["tokens"], "fraction": fraction, "rows": featurized["rows"],
         "featurized_rows": featurized["featurized"], "cap": featurized["cap"],
+        "mean_row_size": round(featurized["mean_row_size"], 2), "mean_bucket_size": round(featurized["mean_bucket_size"], 2),
         "load_seconds": round(featurized["load_seconds"], 2), "featurize_seconds": round(featurized["featurize_seconds"], 2),
         "featurize_rows_per_second": round(featurized["rows"] / featurized["featurize_seconds"], 1),
         "featurize_peak_rss_mb": round(featurize_peak, 1),
@@ -127,14 +133,22 @@ def write_results(results: list[dict]) -> None:
         "peak RSS of the process tree. Epoch: the second of two (the first compiles), training rows only; "
         "RSS of the fold worker.",
         "",
-        "| dataset | tokens | rows | featurize rows/s | featurize peak RSS (MB) | train rows | s / epoch | µs / row / epoch | worker peak RSS (MB) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "The rows are the file's first N (`--limit`); where later rows are larger, a row costs more: the mean row "
+        "size (atoms) and the mean size of the bucket a row is padded to say how much, and µs per bucket slot "
+        "(a row's padded length) is the cost with that taken out.",
+        "",
+        "| dataset | tokens | rows | featurize rows/s | featurize peak RSS (MB) | mean row / bucket size | train rows | s / epoch "
+        "| µs / row | µs / bucket slot | worker peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         per_row = 1e6 * r["second_epoch_seconds"] / max(1, r["train_rows"])
+        bucket = r.get("mean_bucket_size")
+        sizes = f"{r['mean_row_size']:.1f} / {bucket:.1f}" if bucket else "–"
+        per_slot = f"{per_row / bucket:.1f}" if bucket else "–"
         lines.append(
-            f"| {r['dataset']} | {r['tokens']} | {r['rows']} | {r['featurize_rows_per_second']:.0f} | {r['featurize_peak_rss_mb']:.0f} | "
-            f"{r['train_rows']:.0f} | {r['second_epoch_seconds']:.1f} | {per_row:.0f} | {r['worker_peak_rss_mb']:.0f} |"
+            f"| {r['dataset']} | {r['tokens']} | {r['rows']} | {r['featurize_rows_per_second']:.1f} | {r['featurize_peak_rss_mb']:.0f} | "
+            f"{sizes} | {r['train_rows']:.0f} | {r['second_epoch_seconds']:.1f} | {per_row:.0f} | {per_slot} | {r['worker_peak_rss_mb']:.0f} |"
         )
     atomic_write_text(RESULTS / "scale.md", "\n".join(lines) + "\n")
 
