@@ -17,7 +17,8 @@ def predict(run_dir: str | Path, source: str | Path | None = None, *, smiles: li
     or pass a list as `smiles=`, `structures=` (pymatgen, ASE or structure dicts) or
     `compositions=`. Returns a pandas DataFrame with one row per input, in input order: for a
     file its id (a CSV keeps all its columns), then one column per task (positive-class
-    probability, class probabilities, or the predicted value) and `reason`, which is empty for
+    probability, class probabilities, or the predicted value), `<task>_sigma` from a model that
+    predicts its uncertainty (`roost --robust`), and `reason`, which is empty for
     predicted rows and says why a row could not be featurized (its predictions are NaN).
     """
     import pandas as pd
@@ -58,13 +59,18 @@ def predict_inputs(run_dir, inputs: list[Any], input_kind: str, reasons: dict[in
     usable = [i for i, item in enumerate(inputs) if item is not None and i not in reasons]
     features = preprocessor.transform([str(i) for i in usable], [inputs[i] for i in usable], input_kind)
     columns = task.class_names if task.task == "multiclass" else task.target_names
-    values = np.full((len(inputs), len(columns)), np.nan, dtype=np.float64)
+    frame = pd.DataFrame(np.full((len(inputs), len(columns)), np.nan), columns=columns)
     if len(features.kept):
         enable_compile_cache()
-        predicted = predict_batched(ensemble(run_dir), features.arrays, preprocessor, batch_size)
-        values[np.asarray(usable)[features.kept]] = predicted
+        outputs = predict_batched(ensemble(run_dir), features.arrays, preprocessor, batch_size)
+        predicted, extras = family.split_outputs(outputs, task)
+        where = np.asarray(usable)[features.kept]
+        frame.loc[where, columns] = predicted
+        for extra, value in extras.items():
+            for t, name in enumerate(columns):
+                frame[f"{name}_{extra}"] = np.nan
+                frame.loc[where, f"{name}_{extra}"] = value[:, t]
     for skip in features.skipped:
         reasons[int(skip.row_id)] = skip.reason
-    frame = pd.DataFrame(values, columns=columns)
     frame["reason"] = [reasons.get(i, "") for i in range(len(inputs))]
     return frame

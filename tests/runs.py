@@ -46,3 +46,40 @@ def fold_worker_pid(run_dir, fold: int) -> int | None:
         return json.loads(path.read_text())["pid"]
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def check_round_trip_and_saved_model(run_dir, inputs: list, input_kind: str, scratch) -> None:
+    """A fold model of `run_dir` saved again to `.keras` predicts the same on `inputs`, and the run's
+    SavedModel export, served by TensorFlow alone, predicts what the fold ensemble predicts."""
+    import numpy as np
+
+    from keras_chem.export import ensemble, export_saved_model, fold_model_paths
+    from keras_chem.models.registry import family_from_info
+    from keras_chem.models.saving import load_model
+
+    info = json.loads((run_dir / "model_info.json").read_text())
+    preprocessor = family_from_info(info).preprocessor_from_config(info["preprocessor"])
+    arrays = preprocessor.transform([str(i) for i in range(len(inputs))], inputs, input_kind).arrays
+    assert len(next(iter(arrays.values()))) == len(inputs)
+    model = load_model(fold_model_paths(run_dir)[0])
+    model.save(scratch / "again.keras")
+    np.testing.assert_allclose(load_model(scratch / "again.keras").predict(arrays, verbose=0), model.predict(arrays, verbose=0), atol=1e-6)
+    path = export_saved_model(run_dir, scratch / "saved")
+    expected = np.asarray(ensemble(run_dir).predict(arrays, verbose=0))
+    np.testing.assert_allclose(serve_saved_model(path, arrays, scratch), expected, rtol=1e-5, atol=1e-5)
+
+
+def serve_saved_model(path, arrays: dict, scratch) -> "np.ndarray":
+    """The outputs of an exported SavedModel on `arrays`, computed by TensorFlow alone in a fresh process."""
+    import numpy as np
+
+    np.savez(scratch / "serve_inputs.npz", **arrays)
+    code = (
+        "import json, numpy as np, tensorflow as tf\n"
+        f"m = tf.saved_model.load({str(path)!r})\n"
+        f"x = dict(np.load({str(scratch / 'serve_inputs.npz')!r}))\n"
+        "print(json.dumps(np.asarray(m.serve({k: tf.constant(v) for k, v in x.items()})).tolist()))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return np.array(json.loads(result.stdout.strip().splitlines()[-1]))

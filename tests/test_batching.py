@@ -14,6 +14,7 @@ def test_bucket_ladder_ends_at_the_cap():
     assert bucket_sizes(5).tolist() == [5]
     ladder = bucket_sizes(1000)
     assert np.all(ladder[1:-1] / ladder[:-2] <= 2) and np.all(ladder[:-1] % 8 == 0)
+    assert bucket_sizes(12, step=1).tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 10, 12]  # compositions: every small size
 
 
 def test_plan_covers_every_row_once_and_is_seeded():

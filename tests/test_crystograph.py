@@ -2,7 +2,6 @@
 with bad ones reported, `.keras` round trip and a SavedModel reloaded by TensorFlow alone."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -14,6 +13,7 @@ import pytest
 from keras_chem.models.crystograph import CrystalGraphPreprocessor
 from keras_chem.training.config import resolve
 from keras_chem.training.runner import run
+from runs import check_round_trip_and_saved_model
 
 SMALL = {"hidden": 32, "heads": 2, "d_k": 8, "line_d_k": 8, "line_heads": 2, "conv_layers": 1,
          "element_embedding": 8, "batch_size": 16, "epochs": 2, "patience": 2, "learning_rate": 1e-3}
@@ -54,29 +54,7 @@ def test_predict_takes_pymatgen_and_ase_and_reports_bad_structures(run_dir):
 
 
 def test_keras_round_trip_and_saved_model(run_dir, tmp_path):
-    from keras_chem.export import ensemble, export_saved_model, fold_model_paths
-    from keras_chem.models.saving import load_model
-
-    info = json.loads((run_dir / "model_info.json").read_text())
-    preprocessor = CrystalGraphPreprocessor(**info["preprocessor"])
-    arrays = preprocessor.transform(["0", "1"], _structures()[:2], "structure").arrays
-    model = load_model(fold_model_paths(run_dir)[0])
-    again = tmp_path / "again.keras"
-    model.save(again)
-    np.testing.assert_allclose(load_model(again).predict(arrays, verbose=0), model.predict(arrays, verbose=0), atol=1e-6)
-
-    path = export_saved_model(run_dir, tmp_path / "saved")
-    expected = np.asarray(ensemble(run_dir).predict(arrays, verbose=0))
-    np.savez(tmp_path / "inputs.npz", **arrays)
-    code = (
-        "import json, numpy as np, tensorflow as tf\n"
-        f"m = tf.saved_model.load({str(path)!r})\n"
-        f"x = dict(np.load({str(tmp_path / 'inputs.npz')!r}))\n"
-        "print(json.dumps(np.asarray(m.serve({k: tf.constant(v) for k, v in x.items()})).tolist()))\n"
-    )
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    np.testing.assert_allclose(np.array(json.loads(result.stdout.strip().splitlines()[-1])), expected, rtol=1e-6, atol=1e-5)
+    check_round_trip_and_saved_model(run_dir, _structures()[:2], "structure", tmp_path)
 
 
 def test_classification_on_deduplicated_cegann(tmp_path):

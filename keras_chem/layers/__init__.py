@@ -7,8 +7,11 @@ from keras_chem.layers.graphwise_transformer import GraphWiseTransformer
 from keras_chem.layers.masked_batch_norm import MaskedBatchNormalization
 from keras_chem.layers.masked_mean import MaskedMean
 from keras_chem.layers.rescale import Rescale
+from keras_chem.layers.residual_network import ResidualNetwork
+from keras_chem.layers.roost_message import RoostMessage
+from keras_chem.layers.weighted_attention_pooling import WeightedAttentionPooling
 
 __all__ = [
     "ETGC", "GaussianExpansion", "GraphWiseTransformer", "LineGraph", "MaskedBatchNormalization", "MaskedMean", "Rescale",
-    "SphericalEdgeFeatures",
+    "ResidualNetwork", "RoostMessage", "SphericalEdgeFeatures", "WeightedAttentionPooling",
 ]

@@ -45,13 +45,16 @@ class MaskedBinaryCrossentropy(_MaskedLoss):
         return masked_mean(loss, weight)
 
 
-@keras.saving.register_keras_serializable(package="keras_chem")
-class MaskedMeanSquaredError(_MaskedLoss):
-    """Mean squared error over the targets that are present (targets standardised)."""
+class _ScaledError(_MaskedLoss):
+    """`penalty((y - ŷ) / scale)` averaged over the targets that are present; `scale` is the
+    targets' std, so the loss is that of standardised targets."""
 
-    def __init__(self, name="masked_mean_squared_error", scale=None, **kwargs):
+    def __init__(self, name, scale=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.scale = scale
+
+    def penalty(self, error):
+        raise NotImplementedError
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "float32")
@@ -59,7 +62,54 @@ class MaskedMeanSquaredError(_MaskedLoss):
         error = filled - ops.cast(y_pred, "float32")
         if self.scale is not None:
             error = error / ops.convert_to_tensor(self.scale, "float32")
-        return masked_mean(ops.square(error), weight)
+        return masked_mean(self.penalty(error), weight)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="keras_chem")
+class MaskedMeanSquaredError(_ScaledError):
+    """Mean squared error over the targets that are present (targets standardised)."""
+
+    def __init__(self, name="masked_mean_squared_error", scale=None, **kwargs):
+        super().__init__(name=name, scale=scale, **kwargs)
+
+    def penalty(self, error):
+        return ops.square(error)
+
+
+@keras.saving.register_keras_serializable(package="keras_chem")
+class MaskedMeanAbsoluteError(_ScaledError):
+    """Mean absolute error over the targets that are present (targets standardised): Roost's L1 loss."""
+
+    def __init__(self, name="masked_mean_absolute_error", scale=None, **kwargs):
+        super().__init__(name=name, scale=scale, **kwargs)
+
+    def penalty(self, error):
+        return ops.abs(error)
+
+
+@keras.saving.register_keras_serializable(package="keras_chem")
+class MaskedRobustL1(_MaskedLoss):
+    """Roost's robust L1 (a Laplace likelihood): `y_pred [B, 2T]` holds T means, then T log σ, in
+    target units; on standardised targets `√2·|y − ŷ|·e^{−log σ} + log σ`, over the labels present."""
+
+    def __init__(self, name="masked_robust_l1", scale=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.scale = scale
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        weight, filled = _mask_and_fill(y_true)
+        y_pred = ops.cast(y_pred, "float32")
+        n = ops.shape(y_true)[-1]
+        mean, log_sigma = y_pred[:, :n], y_pred[:, n:]
+        error = filled - mean
+        if self.scale is not None:
+            scale = ops.convert_to_tensor(self.scale, "float32")
+            error, log_sigma = error / scale, log_sigma - ops.log(scale)
+        return masked_mean(2.0**0.5 * ops.abs(error) * ops.exp(-log_sigma) + log_sigma, weight)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}

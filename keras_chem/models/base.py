@@ -66,6 +66,7 @@ class PaddedPreprocessor:
 
     padded_axes: dict[str, tuple[int, ...]] = {}  # input name → axes padded to a row's size
     version: int = 1  # bump when the arrays for the same inputs and config change: stale caches are not reused
+    bucket_step: int = 8  # batch sizes along the padded axes are multiples of this (`training.batching.bucket_sizes`)
     cap: int | None = None
 
     def featurize(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
@@ -155,10 +156,15 @@ class ModelFamily:
         """The keras.Model for `task`; `target_stats` (mean, std per target) for regression."""
         raise NotImplementedError
 
-    def loss(self, task: TaskInfo, target_stats: dict | None = None):
+    def loss(self, task: TaskInfo, target_stats: dict | None = None, config: dict | None = None):
         from keras_chem.models.heads import loss_for
 
         return loss_for(task, target_stats)
+
+    def split_outputs(self, outputs: np.ndarray, task: TaskInfo) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """A model's outputs → `(predictions [n, n_outputs], extras)`: extras are named per-target
+        columns written beside the predictions (e.g. `"sigma"`, an uncertainty per target)."""
+        return outputs, {}
 
     def initialize(self, model, source: str, config: dict, preprocessor: PaddedPreprocessor) -> None:
         """Load pretrained weights from `source` (`--init`) into a freshly built model."""

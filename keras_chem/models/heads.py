@@ -8,6 +8,11 @@ import keras
 def output_head(features, task, target_stats: dict | None = None, name: str = "output"):
     """Dense → probabilities (sigmoid per target, or softmax) or values in target units."""
     logits = keras.layers.Dense(task.n_outputs, name=f"{name}_logits")(features)
+    return activate(logits, task, target_stats, name)
+
+
+def activate(logits, task, target_stats: dict | None = None, name: str = "output"):
+    """A head's `[B, n_outputs]` logits → probabilities, or values rescaled to target units."""
     if task.task == "classification":
         return keras.layers.Activation("sigmoid", name=name)(logits)
     if task.task == "multiclass":

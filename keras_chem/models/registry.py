@@ -11,6 +11,7 @@ from keras_chem.models.base import ModelFamily
 _FAMILIES: dict[str, str] = {
     "crystograph": "keras_chem.models.crystograph",
     "elembert": "keras_chem.models.elembert",
+    "roost": "keras_chem.models.roost",
 }
 
 

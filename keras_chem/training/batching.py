@@ -17,10 +17,12 @@ MIN_BUCKET_ROWS = 32
 MIN_EVAL_ROWS = 8
 
 
-def bucket_sizes(cap: int, smallest: int = 8, growth: float = 1.25, multiple: int = 8) -> np.ndarray:
+def bucket_sizes(cap: int, step: int = 8, growth: float = 1.25) -> np.ndarray:
     """Sizes 8, 16, 24, 32, 40, 56, 72, 96, 120, ... below `cap`, then `cap`: each about a quarter
-    above the last and a multiple of 8, so little of a batch is padding and shapes stay few."""
-    sizes, size = [], smallest
+    above the last and a multiple of `step` (a preprocessor's `bucket_step`), so little of a batch is
+    padding and shapes stay few. `step=1` gives 1, 2, ..., 8, 10, 13, 17, ... (for rows whose cost
+    grows with the square of their size, such as the element pairs of a composition)."""
+    sizes, size, smallest, multiple = [], step, step, step
     while size < cap:
         sizes.append(size)
         size = max(size + multiple, -(-int(size * growth) // multiple) * multiple)
@@ -43,12 +45,13 @@ def merge_sparse_buckets(bucket_of: np.ndarray, n_buckets: int, min_rows: int) -
     return target[bucket_of]
 
 
-def plan_batches(row_sizes: np.ndarray, cap: int, batch_size: int, rng: np.random.Generator | None) -> list[tuple[np.ndarray, int]]:
+def plan_batches(row_sizes: np.ndarray, cap: int, batch_size: int, rng: np.random.Generator | None,
+                 step: int = 8) -> list[tuple[np.ndarray, int]]:
     """Training batches, `(rows, size)` each: the rows, shuffled within their bucket when `rng` is
     given, are laid end to end from the smallest bucket up and cut into batches of `batch_size`; a
     batch takes the bucket of its largest row, and the batches are shuffled. Only the last batch is
     short, so every batch of a bucket has the same shape."""
-    ladder = bucket_sizes(cap)
+    ladder = bucket_sizes(cap, step)
     order = rng.permutation(len(row_sizes)) if rng is not None else np.arange(len(row_sizes))
     bucket_of = np.searchsorted(ladder, row_sizes, side="left")
     order = order[np.argsort(bucket_of[order], kind="stable")]
@@ -59,10 +62,11 @@ def plan_batches(row_sizes: np.ndarray, cap: int, batch_size: int, rng: np.rando
     return batches
 
 
-def plan_eval_batches(row_sizes: np.ndarray, cap: int, batch_size: int, min_rows: int = MIN_BUCKET_ROWS) -> list[tuple[np.ndarray, int]]:
+def plan_eval_batches(row_sizes: np.ndarray, cap: int, batch_size: int, min_rows: int = MIN_BUCKET_ROWS,
+                      step: int = 8) -> list[tuple[np.ndarray, int]]:
     """Evaluation batches, `(rows, size)` each, in row order within each bucket (sparse buckets
     merged into larger ones); `padded_rows` gives the row count a batch is padded to."""
-    ladder = bucket_sizes(cap)
+    ladder = bucket_sizes(cap, step)
     bucket_of = merge_sparse_buckets(np.searchsorted(ladder, row_sizes, side="left"), len(ladder), min_rows)
     batches = []
     for bucket in np.unique(bucket_of):
@@ -122,15 +126,16 @@ def _py_dataset_class():
             self.row_multiple = row_multiple
             self.row_sizes = row_sizes(arrays, self.rows, preprocessor)
             self.cap = preprocessor.cap
+            self.step = preprocessor.bucket_step
             self.epoch = 0
             self._plan()
 
         def _plan(self):
             if self.targets is None:
-                self.batches = plan_eval_batches(self.row_sizes, self.cap, self.batch_size)
+                self.batches = plan_eval_batches(self.row_sizes, self.cap, self.batch_size, step=self.step)
                 return
             rng = np.random.default_rng([self.seed, self.epoch]) if self.seed is not None else None
-            self.batches = plan_batches(self.row_sizes, self.cap, self.batch_size, rng)
+            self.batches = plan_batches(self.row_sizes, self.cap, self.batch_size, rng, self.step)
 
         def __len__(self):
             return len(self.batches)

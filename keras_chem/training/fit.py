@@ -112,7 +112,7 @@ def fit_model(family, model_config: dict, preprocessor, task: TaskInfo, arrays, 
         family.initialize(model, model_config["init"], model_config, preprocessor)
     train_batches = batches(arrays, y[split.train], preprocessor, model_config["batch_size"], seed=seed,
                             rows=split.train, row_multiple=replicas)
-    compile_model(model, family.loss(task, stats), model_config, steps_per_epoch=len(train_batches), replicas=replicas)
+    compile_model(model, family.loss(task, stats, model_config), model_config, steps_per_epoch=len(train_batches), replicas=replicas)
     history = model.fit(
         train_batches,
         epochs=model_config["epochs"],

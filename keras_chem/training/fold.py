@@ -53,13 +53,13 @@ def train_fold(run_dir, k: int, store_path, devices=None) -> dict:
         fit = fit_per_task if model_config["per_task"] and task.task == "classification" and task.n_outputs > 1 else fit_model
         model, history = fit(family, model_config, preprocessor, task, arrays, rows.targets, split, config.seed + k, label, replicas)
         train_seconds = time.perf_counter() - started
-        predictions = predict(model, arrays, preprocessor, rows=split.test, row_multiple=replicas)
+        predictions, extras = family.split_outputs(predict(model, arrays, preprocessor, rows=split.test, row_multiple=replicas), task)
         embeddings = _embeddings(model, family, arrays, preprocessor, split.test, replicas)
 
     fold_dir = run.fold(k)
     fold_dir.mkdir(parents=True, exist_ok=True)
     _save_model_atomically(model, fold_dir / "model.keras")
-    run.write_predictions(k, rows, split.test, predictions, task)
+    run.write_predictions(k, rows, split.test, predictions, task, extras)
     if embeddings is not None:
         np.save(fold_dir / EMBEDDINGS_FILE, embeddings.astype(np.float32))
     val_losses = history["val_loss"]

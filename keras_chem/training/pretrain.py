@@ -39,7 +39,7 @@ def _batches_class():
 
         def _plan(self):
             rng = np.random.default_rng([self.seed, self.epoch]) if self.seed is not None else None
-            self.batches = plan_batches(self.sizes, self.preprocessor.cap, self.batch_size, rng)
+            self.batches = plan_batches(self.sizes, self.preprocessor.cap, self.batch_size, rng, self.preprocessor.bucket_step)
 
         def __len__(self):
             return len(self.batches)

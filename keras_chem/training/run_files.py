@@ -104,9 +104,13 @@ class RunDirectory:
 
     # ---------------------------------------------------------------- fold outputs
 
-    def write_predictions(self, k: int, rows: Rows, positions: np.ndarray, predictions: np.ndarray, task: TaskInfo) -> None:
+    def write_predictions(self, k: int, rows: Rows, positions: np.ndarray, predictions: np.ndarray, task: TaskInfo,
+                          extras: dict[str, np.ndarray] | None = None) -> None:
+        """`fold_<k>/test_predictions.csv`: per row its targets and predictions, and `<target>_<extra>`
+        columns for a family's extra outputs (e.g. `_sigma`)."""
         buffer = io.StringIO()
         writer = csv.writer(buffer)
+        extras = extras or {}
         if task.task == "multiclass":
             writer.writerow(["row", "id", "label", "predicted", *[f"prob_{c}" for c in task.class_names]])
             for position, probs in zip(positions, predictions):
@@ -115,10 +119,11 @@ class RunDirectory:
                                  task.class_names[int(np.argmax(probs))], *map(_fmt, probs)])
         else:
             names = task.target_names
-            writer.writerow(["row", "id", *names, *[f"{n}_pred" for n in names]])
-            for position, values in zip(positions, predictions):
+            writer.writerow(["row", "id", *names, *[f"{n}_pred" for n in names], *[f"{n}_{e}" for e in extras for n in names]])
+            for i, (position, values) in enumerate(zip(positions, predictions)):
+                extra_values = [_fmt(v) for e in extras for v in extras[e][i]]
                 writer.writerow([int(rows.file_rows[position]), rows.ids[position], *map(_fmt, rows.targets[position]),
-                                 *map(_fmt, values)])
+                                 *map(_fmt, values), *extra_values])
         atomic_write_text(self.fold(k) / "test_predictions.csv", buffer.getvalue())
 
     def fold_metrics(self, k: int) -> dict | None:
