@@ -100,3 +100,22 @@ def test_two_devices_train_the_weights_one_device_trains():
 
     assert_two_devices_match("keras_chem.models.crystograph", "matbench_phonons", 80,
                              {**SMALL, "hidden": 16, "batch_size": 8, "epochs": 1, "max_atoms": 8, "line_graph": False})
+
+
+def test_embed_command_writes_one_vector_per_input(run_dir, tmp_path):
+    import ase.io
+
+    source = tmp_path / "crystals.extxyz"
+    ase.io.write(source, [ase.build.bulk("Cu", "fcc", a=3.6), ase.build.bulk("Si", "diamond", a=5.43).repeat((3, 3, 3)),
+                          ase.build.bulk("NaCl", "rocksalt", a=5.64)])
+    out = tmp_path / "embeddings.npz"
+    subprocess.run([sys.executable, "-m", "keras_chem.cli", "embed", str(run_dir), "--input", str(source), "--out", str(out)],
+                   check=True, capture_output=True, text=True)
+    saved = np.load(out, allow_pickle=False)
+    assert saved["ids"].tolist() == ["0", "1", "2"] and saved["embeddings"].shape == (3, SMALL["hidden"])
+    assert np.isfinite(saved["embeddings"][[0, 2]]).all() and np.isnan(saved["embeddings"][1]).all()
+    assert saved["reason"][0] == "" and "54 atoms, over" in saved["reason"][1]
+    with pytest.raises(ValueError, match="fold models 0..0"):
+        import keras_chem.inference
+
+        keras_chem.inference.embed(run_dir, source, fold=3)

@@ -44,6 +44,16 @@ def test_regression_run_learns_and_predicts_formulas(run_dir):
     assert "no matscholar vector for Og" in frame["reason"][5] and frame[target][3:].isna().all()
 
 
+def test_embed_gives_the_composition_vector_of_every_formula(run_dir):
+    from keras_chem.inference import embed
+
+    result = embed(run_dir, compositions=FORMULAS, fold=0)
+    vectors = result["embeddings"]
+    assert vectors.shape == (len(FORMULAS), SMALL["trunk_out"]) and np.isfinite(vectors[:3]).all() and np.isnan(vectors[3:]).all()
+    assert (vectors[:3] >= 0).all()  # after the trunk's ReLU
+    assert result["reason"][:3] == ["", "", ""] and all(result["reason"][3:])
+
+
 def test_predict_command_reads_a_formula_csv(run_dir, tmp_path):
     source = tmp_path / "formulas.csv"
     pd.DataFrame({"material_id": [f"m{i}" for i in range(len(FORMULAS))], "composition": FORMULAS}).to_csv(source, index=False)

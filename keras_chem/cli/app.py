@@ -238,6 +238,36 @@ def predict(
 
 
 @app.command()
+def embed(
+    run_dir: Path = typer.Argument(..., help="A finished `kchem train` run directory."),
+    input: Path = typer.Option(..., "--input", help="Any file `kchem predict` reads."),
+    out: Path = typer.Option(..., "--out", help="The .npz to write: ids, embeddings [n, d], reason."),
+    fold: Optional[int] = typer.Option(None, help="One fold model's vectors (default: the mean over the fold models)."),
+    column: Optional[str] = typer.Option(None, help="Input column of a CSV (default: 'smiles', 'formula', 'composition' or 'structure')."),
+    backend: Optional[Backend] = BackendOption,
+) -> None:
+    """The learned vector of every input (a pooled crystal, a [CLS] token, a composition), one row per input in input order."""
+    _set_backend(backend)
+    import numpy as np
+
+    from keras_chem.inference import embed as run_embed
+    from keras_chem.io import atomic_save_npz
+    from keras_chem.structures.input_files import InputFileError
+
+    if not (run_dir / "model_info.json").exists():
+        _fail(f"{run_dir} is not a finished run directory (no model_info.json)")
+    try:
+        result = run_embed(run_dir, input, column=column, fold=fold)
+    except (InputFileError, ValueError, FileNotFoundError) as error:
+        _fail(str(error))
+    atomic_save_npz(out, ids=np.asarray(result["ids"], dtype=str), embeddings=result["embeddings"],
+                    reason=np.asarray(result["reason"], dtype=str))
+    n_failed = sum(1 for reason in result["reason"] if reason)
+    out_console.print(f"{len(result['ids']) - n_failed} embedded ({result['embeddings'].shape[1]}-d), "
+                      f"{n_failed} could not be featurized → {out}")
+
+
+@app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="A finished `kchem train` run directory."),
     out: Path = typer.Option(..., "--out", help="Directory for the TensorFlow SavedModel."),

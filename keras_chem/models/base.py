@@ -161,6 +161,15 @@ class ModelFamily:
 
         return loss_for(task, target_stats)
 
+    def embedder(self, model):
+        """A keras.Model from `model`'s inputs to its `embedding_layer` output, or None if it has none."""
+        import keras
+
+        names = [layer.name for layer in model.layers]
+        if self.embedding_layer not in names:
+            return None
+        return keras.Model(model.inputs, model.get_layer(self.embedding_layer).output)
+
     def split_outputs(self, outputs: np.ndarray, task: TaskInfo) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """A model's outputs → `(predictions [n, n_outputs], extras)`: extras are named per-target
         columns written beside the predictions (e.g. `"sigma"`, an uncertainty per target)."""

@@ -80,14 +80,11 @@ def train_fold(run_dir, k: int, store_path, devices=None) -> dict:
 
 def _embeddings(model, family, arrays, preprocessor, rows, replicas):
     """The learned vector (`family.embedding_layer`) of every test row, for the run's t-SNE."""
-    import keras
-
     from keras_chem.training.batching import predict
 
-    names = [layer.name for layer in model.layers if layer.name == family.embedding_layer]
-    if not names:
+    embedder = family.embedder(model)
+    if embedder is None:
         return None
-    embedder = keras.Model(model.inputs, model.get_layer(names[0]).output)
     return predict(embedder, arrays, preprocessor, rows=rows, row_multiple=replicas)
 
 
