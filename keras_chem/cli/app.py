@@ -196,11 +196,13 @@ def pretrain(
         family = get_model_family(model)
         if not family.pretraining:
             _fail(f"model {model!r} has no pretraining objective")
-        options = {"epochs": epochs, "batch_size": batch_size, **_extra_model_options(ctx.args)}
-        config = resolve_model_config(family, options)
+        strategy = strategy or next(iter(family.pretraining))
+        objective = family.pretraining.get(strategy)
+        options = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, **_extra_model_options(ctx.args)}.items() if v is not None}
+        config = resolve_model_config(family, {**(objective.defaults if objective else {}), **options})
         out = out or Path("runs") / f"pretrain-{model}"
         names = [d.strip() for d in datasets.split(",") if d.strip()]
-        info = run_pretraining(family, strategy or next(iter(family.pretraining)), names, config, out, seed=seed, limit=limit)
+        info = run_pretraining(family, strategy, names, config, out, seed=seed, limit=limit)
     except (KeyError, ValueError, FileNotFoundError, DataFileError) as error:
         _fail(str(error).strip("'\""))
     metric = next((f"{k} {v:.3f}, " for k, v in info.items() if k.startswith("val_") and k != "val_loss"), "")

@@ -9,7 +9,7 @@ pretraining need; nothing outside `models/` and `layers/` changes when a family 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -128,6 +128,9 @@ class PretrainObjective:
     loss: Any
     metrics: Any = None
     summary_metric: str | None = None  # a weighted metric reported after pretraining, e.g. "accuracy"
+    defaults: dict = field(default_factory=dict)  # option defaults of this objective (flags still win), e.g. its learning rate
+    validation_share: float = 0.1  # held out for early stopping
+    padded_inputs: dict = field(default_factory=dict)  # inputs `make_batch` adds that are padded like the preprocessor's
 
 
 class ModelFamily:

@@ -177,6 +177,18 @@ class RoostFamily(ModelFamily):
     training_defaults = TRAINING_DEFAULTS
     embedding_layer = "composition_embedding"
 
+    @property
+    def pretraining(self):
+        from keras_chem.models.roost_pretrain import BARLOW_TWINS
+
+        return {"ssl": BARLOW_TWINS}
+
+    def initialize(self, model, source, config, preprocessor):
+        """The encoder of a `kchem pretrain roost` run; the output heads start new."""
+        from keras_chem.models.roost_pretrain import initialize_from_pretraining
+
+        initialize_from_pretraining(model, source, config)
+
     def preprocessor(self, config: dict) -> CompositionPreprocessor:
         return CompositionPreprocessor(element_features=config["element_features"], max_elements=config["max_elements"])
 

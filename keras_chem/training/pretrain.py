@@ -1,7 +1,7 @@
 """Self-supervised pretraining of a family's encoder with one of its `pretraining` objectives.
 
-The inputs (never the labels) of the given datasets are featurized, 10 % are held out for
-early stopping, and the objective's model trains on length-bucketed batches that the
+The inputs (never the labels) of the given datasets are featurized, the objective's
+`validation_share` is held out for early stopping, and its model trains on bucketed batches that the
 objective turns into `(x, y, weight)` afresh every time a batch is read (new masks every
 epoch). The encoder is saved as `encoder.keras` beside `pretrain_info.json`; `kchem train
 --init DIR` loads it.
@@ -17,7 +17,6 @@ import numpy as np
 from keras_chem.io import atomic_write_json
 from keras_chem.models.base import PRETRAIN_ENCODER_FILE, PRETRAIN_INFO_FILE
 
-VALIDATION_SHARE = 0.1
 VALIDATION_BATCH = 256
 
 
@@ -29,10 +28,10 @@ def _batches_class():
     class ObjectiveBatches(keras.utils.PyDataset):
         """Bucketed batches of input arrays, made into `(x, y, weight)` by the objective's `make`."""
 
-        def __init__(self, arrays, preprocessor, batch_size, make, seed=None):
+        def __init__(self, arrays, preprocessor, batch_size, make, seed=None, extra_padded_axes=None):
             super().__init__()
             self.arrays, self.preprocessor, self.batch_size, self.make = arrays, preprocessor, batch_size, make
-            self.padded_axes = preprocessor.padded_axes
+            self.padded_axes = {**preprocessor.padded_axes, **(extra_padded_axes or {})}  # `make` may add padded inputs
             self.seed, self.epoch = seed, 0
             self.sizes = preprocessor.sizes(arrays)
             self._plan()
@@ -89,7 +88,7 @@ def pretrain(family, objective_name: str, datasets: list[str], config: dict, out
 
     seed_everything(seed)
     order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(n * VALIDATION_SHARE))
+    n_val = max(1, int(n * objective.validation_share))
     val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
     model, encoder = objective.build(config, preprocessor)
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]), loss=objective.loss(),
@@ -97,10 +96,12 @@ def pretrain(family, objective_name: str, datasets: list[str], config: dict, out
     make = objective.make_batch(config, preprocessor)
     Batches = _batches_class()
     started = time.perf_counter()
-    train_input = for_backend(Batches({k: v[train_rows] for k, v in arrays.items()}, preprocessor, config["batch_size"], make, seed=seed))
+    train_input = for_backend(Batches({k: v[train_rows] for k, v in arrays.items()}, preprocessor, config["batch_size"], make, seed=seed,
+                                       extra_padded_axes=objective.padded_inputs))
     history = model.fit(
         train_input,
-        validation_data=for_backend(Batches({k: v[val_rows] for k, v in arrays.items()}, preprocessor, VALIDATION_BATCH, make)),
+        validation_data=for_backend(Batches({k: v[val_rows] for k, v in arrays.items()}, preprocessor, VALIDATION_BATCH, make,
+                                                       extra_padded_axes=objective.padded_inputs)),
         epochs=config["epochs"],
         shuffle=False,  # the batches are shuffled, within buckets, by `ObjectiveBatches`
         verbose=0,

@@ -1,0 +1,114 @@
+"""Self-supervised pretraining of the Roost encoder (PretrainRoost, spec B.3) and `--init` from it.
+
+`ssl`: Barlow Twins on two views of every composition. View 1 is the composition; view 2 zeroes the
+element vectors of max(1, ⌊0.1·n⌋) of its n elements, drawn afresh every time a batch is read, with
+the fractions kept and every pair passing messages (the original pairs view-2 elements only with
+themselves and freezes the masks after the first epoch; neither is copied). Both views go through
+the same encoder and a `Linear(256 → 1024)` projector; `losses/barlow_twins.py` compares them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from keras_chem.models.base import PRETRAIN_ENCODER_FILE, PRETRAIN_INFO_FILE, PretrainObjective
+
+PROJECTOR_WIDTH = 1024
+REDUNDANCY_WEIGHT = 0.0051  # λ
+MASKED_SHARE = 0.1
+ENCODER_SHAPE_KEYS = ("element_features", "element_embedding", "elem_fea_len", "n_graph", "heads", "readout_heads", "hidden",
+                      "trunk", "trunk_out")
+ENCODER_LAYERS = ("element_vectors", "element_projection", "readout", "trunk")
+
+
+def encoder_model(config: dict, preprocessor):
+    import keras
+
+    from keras_chem.models.roost import build_encoder
+
+    inputs, embedding = build_encoder(config, preprocessor)
+    return keras.Model(inputs, embedding, name="roost_encoder")
+
+
+def build_barlow_twins(config: dict, preprocessor):
+    """Two views through one encoder and one projector, side by side: `(model, encoder)`."""
+    import keras
+
+    encoder = encoder_model(config, preprocessor)
+    names = ("elem_z", "elem_frac", "elem_mask", "masked_elem_z")
+    dtypes = {"elem_z": "int32", "elem_frac": "float32", "elem_mask": "bool", "masked_elem_z": "int32"}
+    inputs = {name: keras.Input((None,), dtype=dtypes[name], name=name) for name in names}
+    shared = {"elem_frac": inputs["elem_frac"], "elem_mask": inputs["elem_mask"]}
+    projector = keras.layers.Dense(PROJECTOR_WIDTH, name="projector")
+    first = projector(encoder({"elem_z": inputs["elem_z"], **shared}))
+    second = projector(encoder({"elem_z": inputs["masked_elem_z"], **shared}))
+    return keras.Model(inputs, keras.layers.Concatenate(name="views")([first, second]), name="roost_barlow_twins"), encoder
+
+
+def hide_elements(elem_z: np.ndarray, elem_mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`elem_z` with max(1, ⌊0.1·n⌋) random real elements of each row set to 0, the table's zero row
+    (a learned table learns that row instead: a mask vector)."""
+    n = elem_mask.sum(axis=1)
+    hidden_count = np.maximum(1, np.floor(MASKED_SHARE * n)).astype(int)
+    scores = np.where(elem_mask, rng.random(elem_z.shape), np.inf)
+    rank = np.argsort(np.argsort(scores, axis=1), axis=1)
+    return np.where(rank < hidden_count[:, None], 0, elem_z).astype(elem_z.dtype)
+
+
+def view_maker(config: dict, preprocessor):
+    """`make(inputs) -> (x, y)`: both views of a batch; y is unused by the loss."""
+    rng = np.random.default_rng(np.random.randint(2**31))  # `pretrain` seeds numpy first
+
+    def make(inputs: dict):
+        x = {**inputs, "masked_elem_z": hide_elements(inputs["elem_z"], inputs["elem_mask"], rng)}
+        return x, np.zeros((len(inputs["elem_z"]), 1), dtype=np.float32)
+
+    return make
+
+
+def _barlow_twins_loss():
+    from keras_chem.losses.barlow_twins import BarlowTwinsLoss
+
+    return BarlowTwinsLoss(REDUNDANCY_WEIGHT)
+
+
+BARLOW_TWINS = PretrainObjective(
+    name="ssl",
+    description="Barlow Twins between each composition and a copy with 10 % of its element vectors zeroed (fresh every epoch)",
+    build=build_barlow_twins,
+    make_batch=view_maker,
+    loss=_barlow_twins_loss,
+    defaults={"learning_rate": 1e-4, "patience": 10, "batch_size": 128},
+    validation_share=0.05,
+    padded_inputs={"masked_elem_z": (1,)},
+)
+
+
+def initialize_from_pretraining(model, source: str | Path, config: dict) -> None:
+    """Copy the pretrained encoder (element vectors and projection, message layers, readout, trunk)
+    into `model`, after checking it has the same shape; the output heads stay new."""
+    from keras_chem.models.saving import load_model
+
+    source = Path(source)
+    info_path = source / PRETRAIN_INFO_FILE
+    if not info_path.exists():
+        raise FileNotFoundError(f"--init {source}: no {PRETRAIN_INFO_FILE}; pass a `kchem pretrain roost` output directory")
+    info = json.loads(info_path.read_text())
+    if info.get("model") != "roost":
+        raise ValueError(f"--init {source} pretrained a {info.get('model')!r} model, not roost")
+    from keras_chem.models.roost import widths
+
+    def shape(options, key):
+        return widths(options.get(key)) if key == "trunk" else options.get(key)
+
+    mismatched = [k for k in ENCODER_SHAPE_KEYS if shape(info["config"], k) != shape(config, k)]
+    if mismatched:
+        details = ", ".join(f"{k}: pretrained {info['config'].get(k)!r} vs {config.get(k)!r}" for k in mismatched)
+        raise ValueError(f"--init {source} does not fit this model ({details})")
+    encoder = load_model(source / PRETRAIN_ENCODER_FILE)
+    names = [*ENCODER_LAYERS, *(f"message_{i}" for i in range(config["n_graph"]))]
+    for name in names:
+        model.get_layer(name).set_weights(encoder.get_layer(name).get_weights())

@@ -1,0 +1,72 @@
+"""Roost pretraining: the Barlow Twins loss against numpy, the masked views, `kchem pretrain roost
+--strategy ssl` end to end and `--init` fine-tuning from it."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_chem.losses.barlow_twins import BarlowTwinsLoss
+from keras_chem.models.roost_pretrain import hide_elements
+from runs import kchem
+
+TINY = ["--elem-fea-len", "16", "--hidden", "16", "--n-graph", "2", "--heads", "2", "--readout-heads", "2", "--trunk", "32,16",
+        "--trunk-out", "16", "--output-hidden", "16"]
+
+
+def test_barlow_twins_matches_numpy():
+    rng = np.random.default_rng(0)
+    z1, z2 = rng.normal(size=(12, 5)), rng.normal(size=(12, 5))
+    loss = keras.losses.deserialize(keras.losses.serialize(BarlowTwinsLoss(0.0051)))
+    value = float(loss(np.zeros((12, 1)), np.concatenate([z1, z2], axis=1).astype("float32")))
+
+    def normalised(z):
+        return (z - z.mean(0)) / np.sqrt(z.var(0) + 1e-5)
+
+    c = normalised(z1).T @ normalised(z2) / 12
+    expected = np.sum((1 - np.diag(c)) ** 2) + 0.0051 * (np.sum(c**2) - np.sum(np.diag(c) ** 2))
+    assert value == pytest.approx(expected, rel=1e-4)
+    same = float(loss(np.zeros((12, 1)), np.concatenate([z1, z1], axis=1).astype("float32")))
+    assert same < value  # identical views correlate perfectly on the diagonal
+
+
+def test_views_hide_a_tenth_of_the_real_elements_afresh():
+    rng = np.random.default_rng(0)
+    sizes = np.array([1, 3, 9, 10, 25])
+    mask = np.arange(25)[None, :] < sizes[:, None]
+    elem_z = np.where(mask, np.arange(1, 26)[None, :], 0).astype(np.int32)
+    hidden = hide_elements(elem_z, mask, rng)
+    assert ((hidden == 0) & mask).sum(axis=1).tolist() == [1, 1, 1, 1, 2]  # max(1, ⌊0.1 n⌋)
+    assert np.array_equal(hidden[~mask], elem_z[~mask]) and hidden.dtype == elem_z.dtype
+    draws = {hide_elements(elem_z, mask, rng)[3].tobytes() for _ in range(20)}
+    assert len(draws) > 1  # fresh masks on every call, not frozen after the first epoch
+
+
+@pytest.mark.runner_logic
+def test_pretrain_then_fine_tune_from_the_encoder(tmp_path):
+    from keras_chem.models.base import TaskInfo
+    from keras_chem.models.registry import get_model_family
+    from keras_chem.models.saving import load_model
+    from keras_chem.training.config import resolve, resolve_model_config
+    from keras_chem.training.runner import run
+
+    out = tmp_path / "pretrained"
+    result = kchem("pretrain", "roost", "--datasets", "roost_expt_non_metals,matbench_expt_gap", "--limit", "150", "--epochs", "2",
+                   "--out", str(out), *TINY)
+    assert "pretrained (ssl) on 300 inputs" in " ".join(result.stdout.split())
+    family = get_model_family("roost")
+    options = dict(zip([flag[2:].replace("-", "_") for flag in TINY[::2]], TINY[1::2]))
+    config = resolve_model_config(family, options)
+    preprocessor = family.preprocessor(config)
+    preprocessor.fit_transform(["a"], ["NaCl"], "composition")
+    model = family.build(config, preprocessor, TaskInfo("regression", ["y"]))
+    family.initialize(model, out, config, preprocessor)
+    encoder = load_model(out / "encoder.keras")
+    for name in ("element_projection", "message_0", "message_1", "readout", "trunk"):
+        for ours, theirs in zip(model.get_layer(name).get_weights(), encoder.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(ValueError, match="does not fit this model"):
+        family.initialize(model, out, {**config, "n_graph": 3}, preprocessor)
+
+    summary = run(resolve("roost", {}, {**options, "dataset": "matbench_expt_gap", "limit": 96, "epochs": 1, "replicates": 1,
+                                        "split": "random", "init": str(out), "out": str(tmp_path / "fine-tuned")}))
+    assert np.isfinite(summary["metrics"]["mae"]["mean"])
