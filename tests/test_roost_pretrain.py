@@ -1,6 +1,8 @@
 """Roost pretraining: the Barlow Twins loss against numpy, the masked views, `kchem pretrain roost
 --strategy ssl` end to end and `--init` fine-tuning from it."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -52,7 +54,9 @@ def test_pretrain_then_fine_tune_from_the_encoder(tmp_path):
     out = tmp_path / "pretrained"
     result = kchem("pretrain", "roost", "--datasets", "roost_expt_non_metals,matbench_expt_gap", "--limit", "150", "--epochs", "2",
                    "--out", str(out), *TINY)
-    assert "pretrained (ssl) on 300 inputs" in " ".join(result.stdout.split())
+    info = json.loads((out / "pretrain_info.json").read_text())
+    assert info["n_featurized"] == 300 and info["n_sequences"] == 300 - info["n_duplicates"]
+    assert f"pretrained (ssl) on {info['n_sequences']} inputs" in " ".join(result.stdout.split())
     family = get_model_family("roost")
     options = dict(zip([flag[2:].replace("-", "_") for flag in TINY[::2]], TINY[1::2]))
     config = resolve_model_config(family, options)
@@ -70,3 +74,15 @@ def test_pretrain_then_fine_tune_from_the_encoder(tmp_path):
     summary = run(resolve("roost", {}, {**options, "dataset": "matbench_expt_gap", "limit": 96, "epochs": 1, "replicates": 1,
                                         "split": "random", "init": str(out), "out": str(tmp_path / "fine-tuned")}))
     assert np.isfinite(summary["metrics"]["mae"]["mean"])
+
+
+def test_corpus_takes_each_composition_once_and_leaves_out_excluded_datasets():
+    from keras_chem.models.roost import CompositionPreprocessor
+    from keras_chem.training.pretrain import build_corpus
+
+    preprocessor = CompositionPreprocessor()
+    arrays, counts = build_corpus(preprocessor, ["matbench_phonons_composition", "matbench_phonons", "roost_expt_non_metals"], limit=40)
+    assert counts["n_featurized"] == 120 and counts["n_duplicates"] >= 40  # a structure's cell is its formula
+    assert len(arrays["elem_z"]) == 120 - counts["n_duplicates"] and preprocessor.cap == arrays["elem_z"].shape[1]
+    _, counts = build_corpus(CompositionPreprocessor(), ["matbench_phonons", "roost_expt_non_metals"], ["matbench_phonons_composition"], 40)
+    assert counts["n_excluded"] >= 40  # every phonons row, and the non-metals that are phonons materials too

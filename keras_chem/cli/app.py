@@ -183,9 +183,12 @@ def pretrain(
     epochs: Optional[int] = typer.Option(None, help="Maximum epochs (early stopping on validation loss)."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
     limit: Optional[int] = typer.Option(None, help="Use only the first N rows of each dataset."),
+    exclude_dataset: Optional[list[str]] = typer.Option(
+        None, "--exclude-dataset", help="Leave out every input of this dataset (a benchmark to test on later); repeatable or comma-separated."
+    ),
     backend: Optional[Backend] = BackendOption,
 ) -> None:
-    """Self-supervised pretraining of MODEL's encoder; fine-tune with `train --init OUT`."""
+    """Self-supervised pretraining of MODEL's encoder on the inputs (each once) of --datasets; fine-tune with `train --init OUT`."""
     _set_backend(backend)
     from keras_chem.data.fetch import DataFileError
     from keras_chem.models.registry import get_model_family
@@ -202,7 +205,8 @@ def pretrain(
         config = resolve_model_config(family, {**(objective.defaults if objective else {}), **options})
         out = out or Path("runs") / f"pretrain-{model}"
         names = [d.strip() for d in datasets.split(",") if d.strip()]
-        info = run_pretraining(family, strategy, names, config, out, seed=seed, limit=limit)
+        excluded = [d.strip() for value in exclude_dataset or [] for d in value.split(",") if d.strip()]
+        info = run_pretraining(family, strategy, names, config, out, seed=seed, limit=limit, exclude=excluded)
     except (KeyError, ValueError, FileNotFoundError, DataFileError) as error:
         _fail(str(error).strip("'\""))
     metric = next((f"{k} {v:.3f}, " for k, v in info.items() if k.startswith("val_") and k != "val_loss"), "")

@@ -55,12 +55,64 @@ def _batches_class():
     return ObjectiveBatches
 
 
+def _featurized(preprocessor, names: list[str], limit: int | None):
+    """The unpadded features of every named dataset's inputs, and their skipped rows."""
+    from keras_chem.data.loaders import load_dataset
+
+    parts, skipped = [], []
+    for name in names:
+        data = load_dataset(name, limit=limit)
+        features = preprocessor.featurize([f"{name}/{i}" for i in data.ids], data.inputs, data.input_kind)
+        parts.append(features.arrays)
+        skipped += features.skipped
+    return parts, skipped
+
+
+def _row_keys(arrays: dict, sizes: np.ndarray, padded_axes: dict) -> list[bytes]:
+    """One key per row: its arrays' bytes cut to the row's real size, so equal inputs have equal keys."""
+    from keras_chem.models.base import pad_arrays
+
+    keys = []
+    for i, size in enumerate(sizes):
+        row = pad_arrays({k: v[i : i + 1] for k, v in arrays.items()}, int(size), padded_axes)
+        keys.append(b"".join(np.ascontiguousarray(row[k]).tobytes() for k in sorted(row)))
+    return keys
+
+
+def build_corpus(preprocessor, datasets: list[str], exclude: list[str] = (), limit: int | None = None) -> tuple[dict, dict]:
+    """The inputs of `datasets` featurized, padded to one cap (set on `preprocessor`), with repeated
+    inputs and every input of the `exclude` datasets (benchmarks to be tested on later) removed.
+    Returns the arrays and counts for the report."""
+    from keras_chem.models.base import pad_arrays
+
+    parts, skipped = _featurized(preprocessor, list(datasets), limit)
+    if not any(len(next(iter(part.values()))) for part in parts):
+        raise ValueError("no input could be featurized; see the skipped rows")
+    excluded_keys = set()
+    for part in _featurized(preprocessor, list(exclude), None)[0]:
+        excluded_keys.update(_row_keys(part, preprocessor.sizes(part), preprocessor.padded_axes))
+    preprocessor.cap = int(max(preprocessor.sizes(part).max() for part in parts if len(next(iter(part.values())))))
+    arrays = {k: np.concatenate([pad_arrays(part, preprocessor.cap, preprocessor.padded_axes)[k] for part in parts]) for k in parts[0]}
+    keys = _row_keys(arrays, preprocessor.sizes(arrays), preprocessor.padded_axes)
+    seen, keep, duplicates, excluded = set(), [], 0, 0
+    for i, key in enumerate(keys):
+        if key in excluded_keys:
+            excluded += 1
+        elif key in seen:
+            duplicates += 1
+        else:
+            seen.add(key)
+            keep.append(i)
+    counts = {"n_featurized": len(keys), "n_skipped": len(skipped), "n_duplicates": duplicates, "n_excluded": excluded}
+    return {k: v[keep] for k, v in arrays.items()}, counts
+
+
 def pretrain(family, objective_name: str, datasets: list[str], config: dict, out: str | Path, seed: int = 0,
-             limit: int | None = None) -> dict:
-    """Pretrain on the inputs of `datasets`; writes the encoder and `pretrain_info.json`, returns the info."""
+             limit: int | None = None, exclude: list[str] = ()) -> dict:
+    """Pretrain on the inputs of `datasets` (repeated inputs once, inputs of `exclude` never); writes
+    the encoder and `pretrain_info.json`, returns the info."""
     import keras
 
-    from keras_chem.data.loaders import load_dataset
     from keras_chem.training.batching import epoch_end, for_backend
     from keras_chem.training.console import EpochProgress, console
     from keras_chem.training.fold import seed_everything
@@ -72,19 +124,11 @@ def pretrain(family, objective_name: str, datasets: list[str], config: dict, out
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     preprocessor = family.preprocessor(config)
-    ids, inputs, kinds = [], [], []
-    for name in datasets:
-        data = load_dataset(name, limit=limit)
-        ids += [f"{name}/{i}" for i in data.ids]
-        inputs += data.inputs
-        kinds.append(data.input_kind)
-    if len(set(kinds)) != 1:
-        raise ValueError(f"pretraining datasets must share one input kind, got {sorted(set(kinds))}")
-    features = preprocessor.fit_transform(ids, inputs, kinds[0])
-    arrays = features.arrays
-    n = len(features.kept)
+    arrays, counts = build_corpus(preprocessor, datasets, exclude, limit)
+    n = len(next(iter(arrays.values())))
     console.print(f"pretraining ({objective.name}: {objective.description}) on {n} inputs from {', '.join(datasets)} "
-                  f"({len(features.skipped)} skipped)")
+                  f"({counts['n_skipped']} skipped, {counts['n_duplicates']} repeated, {counts['n_excluded']} in "
+                  f"{', '.join(exclude) or 'no excluded dataset'})")
 
     seed_everything(seed)
     order = np.random.default_rng(seed).permutation(n)
@@ -121,7 +165,8 @@ def pretrain(family, objective_name: str, datasets: list[str], config: dict, out
         "objective": objective.name,
         "datasets": datasets,
         "n_sequences": int(n),
-        "n_skipped": len(features.skipped),
+        **counts,
+        "excluded_datasets": list(exclude),
         "seed": seed,
         "config": config,
         "preprocessor": preprocessor.get_config(),
