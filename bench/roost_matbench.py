@@ -103,7 +103,8 @@ def train(task: str, variant: str, args) -> dict:
         "task": task, "dataset": dataset, "variant": variant, "budget": budget_tag(args), "metric": metric,
         "mean": summary["metrics"][metric]["mean"], "std": summary["metrics"][metric]["std"],
         "per_fold": [f[metric] for f in folds], "best_epoch": [f["best_epoch"] for f in folds],
-        "n_rows": summary["n_rows_used"], "n_skipped": summary["n_skipped"], "train_seconds": round(sum(h.get("train_seconds", 0.0) for h in histories), 1),
+        "n_rows": summary["n_rows_used"], "n_skipped": summary["n_skipped"],
+        "train_seconds": round(sum(h.get("train_seconds", 0.0) for h in histories), 1),
         "wall_seconds_this_call": round(time.perf_counter() - started, 1), "run_dir": os.path.relpath(out, HERE.parent),
     }
 

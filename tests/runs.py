@@ -69,7 +69,7 @@ def check_round_trip_and_saved_model(run_dir, inputs: list, input_kind: str, scr
     np.testing.assert_allclose(serve_saved_model(path, arrays, scratch), expected, rtol=1e-5, atol=1e-5)
 
 
-def serve_saved_model(path, arrays: dict, scratch) -> "np.ndarray":
+def serve_saved_model(path, arrays: dict, scratch):
     """The outputs of an exported SavedModel on `arrays`, computed by TensorFlow alone in a fresh process."""
     import numpy as np
 

@@ -20,12 +20,12 @@ MIN_EVAL_ROWS = 8
 def bucket_sizes(cap: int, step: int = 8, growth: float = 1.25) -> np.ndarray:
     """Sizes 8, 16, 24, 32, 40, 56, 72, 96, 120, ... below `cap`, then `cap`: each about a quarter
     above the last and a multiple of `step` (a preprocessor's `bucket_step`), so little of a batch is
-    padding and shapes stay few. `step=1` gives 1, 2, ..., 8, 10, 13, 17, ... (for rows whose cost
-    grows with the square of their size, such as the element pairs of a composition)."""
-    sizes, size, smallest, multiple = [], step, step, step
+    padding and shapes stay few. `step=1` gives 1, 2, ..., 8, 10, 12, 15, 18, ... (for rows whose
+    cost grows with the square of their size, such as the element pairs of a composition)."""
+    sizes, size = [], step
     while size < cap:
         sizes.append(size)
-        size = max(size + multiple, -(-int(size * growth) // multiple) * multiple)
+        size = max(size + step, -(-int(size * growth) // step) * step)
     return np.asarray(sizes + [cap], dtype=np.int64)
 
 
