@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from keras_chem.data.registry import list_cards
 from keras_chem.featurizers.compositions import parse_formula, structure_composition, weighted_composition
 from keras_chem.featurizers.element_tables import covered_elements, element_table
 from keras_chem.models.roost import CompositionPreprocessor
@@ -90,3 +91,12 @@ def test_preprocessor_pads_skips_and_round_trips():
     assert again.transform(["x"], ["KCl"], "composition").arrays["elem_z"].tolist() == [[17, 19, 0]]
     with pytest.raises(ValueError, match="formulas or crystal structures"):
         again.transform(["x"], ["CCO"], "smiles")
+
+
+@pytest.mark.parametrize("name", [card.name for card in list_cards() if card.input == "composition"])
+def test_every_composition_dataset_featurizes(name):
+    from keras_chem.data.loaders import load_dataset
+
+    data = load_dataset(name, limit=200)
+    features = CompositionPreprocessor().fit_transform(data.ids, data.inputs, data.input_kind)
+    assert len(features.kept) >= 0.95 * len(data.inputs), features.skipped[:5]
