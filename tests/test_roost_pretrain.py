@@ -86,3 +86,17 @@ def test_corpus_takes_each_composition_once_and_leaves_out_excluded_datasets():
     assert len(arrays["elem_z"]) == 120 - counts["n_duplicates"] and preprocessor.cap == arrays["elem_z"].shape[1]
     _, counts = build_corpus(CompositionPreprocessor(), ["matbench_phonons", "roost_expt_non_metals"], ["matbench_phonons_composition"], 40)
     assert counts["n_excluded"] >= 40  # every phonons row, and the non-metals that are phonons materials too
+
+
+def test_pretraining_runs_in_process_on_this_backend(tmp_path):
+    """Both backends: the two views travel as bucketed batches (under TensorFlow, a tf.data spec whose
+    padded axes stay open, the added `masked_elem_z` included)."""
+    from keras_chem.models.registry import get_model_family
+    from keras_chem.training.config import resolve_model_config
+    from keras_chem.training.pretrain import pretrain
+
+    family = get_model_family("roost")
+    options = dict(zip([flag[2:].replace("-", "_") for flag in TINY[::2]], TINY[1::2]))
+    config = resolve_model_config(family, {**family.pretraining["ssl"].defaults, **options, "epochs": 1, "batch_size": 16})
+    info = pretrain(family, "ssl", ["matbench_steels", "roost_expt_non_metals"], config, tmp_path, limit=40)
+    assert np.isfinite(info["val_loss"]) and (tmp_path / "encoder.keras").exists()
