@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_chem.losses.barlow_twins import BarlowTwinsLoss
+from keras_chem.losses.barlow_twins import BarlowTwinsLoss, BarlowTwinsWithRegression
 from keras_chem.models.roost_pretrain import hide_elements
 from runs import kchem
 
@@ -29,6 +29,11 @@ def test_barlow_twins_matches_numpy():
     assert value == pytest.approx(expected, rel=1e-4)
     same = float(loss(np.zeros((12, 1)), np.concatenate([z1, z1], axis=1).astype("float32")))
     assert same < value  # identical views correlate perfectly on the diagonal
+
+    fingerprint, target = rng.normal(size=(12, 3)), rng.normal(size=(12, 3))
+    combined = keras.losses.deserialize(keras.losses.serialize(BarlowTwinsWithRegression(5, weight=0.1, redundancy_weight=0.0051)))
+    got = float(combined(target.astype("float32"), np.concatenate([z1, z2, fingerprint], axis=1).astype("float32")))
+    assert got == pytest.approx(expected + 0.1 * np.mean((target - fingerprint) ** 2), rel=1e-4)
 
 
 def test_views_hide_a_tenth_of_the_real_elements_afresh():
@@ -88,7 +93,9 @@ def test_corpus_takes_each_composition_once_and_leaves_out_excluded_datasets():
     assert counts["n_excluded"] >= 40  # every phonons row, and the non-metals that are phonons materials too
 
 
-def test_pretraining_runs_in_process_on_this_backend(tmp_path):
+@pytest.mark.parametrize("strategy", ["ssl", pytest.param("fingerprint", marks=pytest.mark.runner_logic),
+                                      pytest.param("ssl+fingerprint", marks=pytest.mark.runner_logic)])
+def test_pretraining_runs_in_process_on_this_backend(tmp_path, strategy):
     """Both backends: the two views travel as bucketed batches (under TensorFlow, a tf.data spec whose
     padded axes stay open, the added `masked_elem_z` included)."""
     from keras_chem.models.registry import get_model_family
@@ -97,6 +104,6 @@ def test_pretraining_runs_in_process_on_this_backend(tmp_path):
 
     family = get_model_family("roost")
     options = dict(zip([flag[2:].replace("-", "_") for flag in TINY[::2]], TINY[1::2]))
-    config = resolve_model_config(family, {**family.pretraining["ssl"].defaults, **options, "epochs": 1, "batch_size": 16})
-    info = pretrain(family, "ssl", ["matbench_steels", "roost_expt_non_metals"], config, tmp_path, limit=40)
+    config = resolve_model_config(family, {**family.pretraining[strategy].defaults, **options, "epochs": 1, "batch_size": 16})
+    info = pretrain(family, strategy, ["matbench_steels", "roost_expt_non_metals"], config, tmp_path, limit=24)
     assert np.isfinite(info["val_loss"]) and (tmp_path / "encoder.keras").exists()

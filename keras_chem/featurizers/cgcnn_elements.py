@@ -80,7 +80,7 @@ _CORDERO_MAX_Z = 96
 _F_BLOCK_WITHOUT_GROUP = set(range(57, 71)) | set(range(89, 103))
 
 
-def _number(value) -> float | None:
+def number_or_none(value) -> float | None:
     """A finite float, or None for missing / non-numeric pymatgen data."""
     try:
         number = float(value)
@@ -99,7 +99,7 @@ def _valence_electrons(z: int, group: int) -> int:
     return group - 10 if group >= 13 else group
 
 
-def _covalent_radius_pm(z: int) -> float | None:
+def covalent_radius_pm(z: int) -> float | None:
     from ase.data import covalent_radii
 
     return float(covalent_radii[z]) * 100.0 if z <= _CORDERO_MAX_Z else None
@@ -121,17 +121,17 @@ def element_properties(z: int) -> dict[str, float | int | str | None]:
     data = element.data
     group = _group(z, element)
     energies = data.get("Ionization energies") or [None]
-    affinity = _number(data.get("Electron affinity"))
+    affinity = number_or_none(data.get("Electron affinity"))
     return {
         "group": group,
         "period": int(element.row),
-        "electronegativity": _number(data.get("X")),
-        "covalent_radius": _covalent_radius_pm(z),
+        "electronegativity": number_or_none(data.get("X")),
+        "covalent_radius": covalent_radius_pm(z),
         "valence_electrons": _valence_electrons(z, group),
-        "first_ionization_energy": _number(energies[0]),
+        "first_ionization_energy": number_or_none(energies[0]),
         "electron_affinity": affinity if affinity is not None and affinity > 0 else None,
         "block": "s" if z == 2 else str(element.block),
-        "atomic_volume": _number(data.get("Molar volume")),
+        "atomic_volume": number_or_none(data.get("Molar volume")),
     }
 
 

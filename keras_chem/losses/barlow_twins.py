@@ -38,3 +38,23 @@ class BarlowTwinsLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "redundancy_weight": self.redundancy_weight, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="keras_chem")
+class BarlowTwinsWithRegression(BarlowTwinsLoss):
+    """PretrainRoost's combined loss (`BT_Magpie`): `y_pred [B, 2D + F]` holds the two views'
+    projections, then F regressed values against `y_true [B, F]`; Barlow Twins + `weight` × MSE."""
+
+    def __init__(self, projection_width: int, weight: float = 0.1, name="barlow_twins_with_regression", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.projection_width = int(projection_width)
+        self.weight = float(weight)
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.cast(y_pred, "float32")
+        views, values = y_pred[:, : 2 * self.projection_width], y_pred[:, 2 * self.projection_width :]
+        error = ops.mean(ops.square(ops.cast(y_true, "float32") - values))
+        return super().call(None, views) + self.weight * error
+
+    def get_config(self):
+        return {**super().get_config(), "projection_width": self.projection_width, "weight": self.weight}

@@ -118,7 +118,8 @@ def pad_arrays(arrays: dict[str, np.ndarray], size: int, padded_axes: dict[str, 
 @dataclass(frozen=True)
 class PretrainObjective:
     """A self-supervised objective: `build(config, preprocessor)` returns the model trained on it
-    and the encoder that is kept; `make_batch(inputs, rng)` turns a batch of input arrays into
+    and the encoder that is kept; `make_batch(config, preprocessor, arrays)` (arrays: the whole
+    pretraining corpus) returns `make(inputs)`, which turns a batch of input arrays into `(x, y)` or
     `(x, y, sample_weight)`; `loss` and `metrics` compile the trained model (`metrics` weighted)."""
 
     name: str

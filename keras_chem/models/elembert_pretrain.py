@@ -39,7 +39,7 @@ def build_mlm(config: dict, preprocessor):
     return keras.Model({"tokens": tokens, "mask_positions": mask_positions}, predictions, name="elembert_mlm"), encoder
 
 
-def mask_maker(config: dict, preprocessor):
+def mask_maker(config: dict, preprocessor, arrays=None):
     """`make(inputs) -> (x, y, weights)`: masked tokens and positions, the original ids, their weights."""
     import keras_hub
 

@@ -179,9 +179,9 @@ class RoostFamily(ModelFamily):
 
     @property
     def pretraining(self):
-        from keras_chem.models.roost_pretrain import BARLOW_TWINS
+        from keras_chem.models.roost_pretrain import BARLOW_TWINS, BARLOW_TWINS_FINGERPRINT, FINGERPRINT
 
-        return {"ssl": BARLOW_TWINS}
+        return {"ssl": BARLOW_TWINS, "fingerprint": FINGERPRINT, "ssl+fingerprint": BARLOW_TWINS_FINGERPRINT}
 
     def initialize(self, model, source, config, preprocessor):
         """The encoder of a `kchem pretrain roost` run; the output heads start new."""

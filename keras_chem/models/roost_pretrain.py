@@ -5,6 +5,10 @@ element vectors of max(1, ⌊0.1·n⌋) of its n elements, drawn afresh every ti
 the fractions kept and every pair passing messages (the original pairs view-2 elements only with
 themselves and freezes the masks after the first epoch; neither is copied). Both views go through
 the same encoder and a `Linear(256 → 1024)` projector; `losses/barlow_twins.py` compares them.
+
+`fingerprint`: a linear head regresses the Magpie-style fingerprint (`featurizers/magpie.py`),
+min-max scaled on the pretraining corpus, MSE. `ssl+fingerprint`: both, Barlow Twins + 0.1 × MSE
+(the original's `BT_Magpie`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from keras_chem.models.base import PRETRAIN_ENCODER_FILE, PRETRAIN_INFO_FILE, Pr
 PROJECTOR_WIDTH = 1024
 REDUNDANCY_WEIGHT = 0.0051  # λ
 MASKED_SHARE = 0.1
+FINGERPRINT_WEIGHT = 0.1  # of the MSE beside the Barlow Twins loss in `ssl+fingerprint`
 ENCODER_SHAPE_KEYS = ("element_features", "element_embedding", "elem_fea_len", "n_graph", "heads", "readout_heads", "hidden",
                       "trunk", "trunk_out")
 ENCODER_LAYERS = ("element_vectors", "element_projection", "readout", "trunk")
@@ -58,7 +63,7 @@ def hide_elements(elem_z: np.ndarray, elem_mask: np.ndarray, rng: np.random.Gene
     return np.where(rank < hidden_count[:, None], 0, elem_z).astype(elem_z.dtype)
 
 
-def view_maker(config: dict, preprocessor):
+def view_maker(config: dict, preprocessor, arrays=None):
     """`make(inputs) -> (x, y)`: both views of a batch; y is unused by the loss."""
     rng = np.random.default_rng(np.random.randint(2**31))  # `pretrain` seeds numpy first
 
@@ -67,6 +72,79 @@ def view_maker(config: dict, preprocessor):
         return x, np.zeros((len(inputs["elem_z"]), 1), dtype=np.float32)
 
     return make
+
+
+def build_fingerprint(config: dict, preprocessor):
+    """The encoder and a linear head onto the Magpie-style fingerprint: `(model, encoder)`."""
+    import keras
+
+    from keras_chem.featurizers.magpie import feature_names
+
+    encoder = encoder_model(config, preprocessor)
+    inputs = {t.name: keras.Input(t.shape[1:], dtype=t.dtype, name=t.name) for t in encoder.inputs}
+    head = keras.layers.Dense(len(feature_names()), name="fingerprint_head")(encoder(inputs))
+    return keras.Model(inputs, head, name="roost_fingerprint"), encoder
+
+
+def fingerprint_maker(config: dict, preprocessor, arrays):
+    """`make(inputs) -> (inputs, fingerprint)`: the Magpie-style fingerprint of each composition,
+    min-max scaled to [0, 1] over the pretraining corpus (constant features become 0)."""
+    from keras_chem.featurizers.magpie import magpie_fingerprint
+
+    corpus = magpie_fingerprint(arrays["elem_z"], arrays["elem_frac"], arrays["elem_mask"])
+    low, span = corpus.min(axis=0), np.ptp(corpus, axis=0)
+    span = np.where(span > 0, span, 1.0)
+
+    def make(inputs: dict):
+        fingerprint = magpie_fingerprint(inputs["elem_z"], inputs["elem_frac"], inputs["elem_mask"])
+        return inputs, ((fingerprint - low) / span).astype(np.float32)
+
+    return make
+
+
+def _mean_squared_error():
+    import keras
+
+    return keras.losses.MeanSquaredError()
+
+
+FINGERPRINT = PretrainObjective(
+    name="fingerprint",
+    description="regression of a 126-d Magpie-style fingerprint, min-max scaled on the corpus (MSE)",
+    build=build_fingerprint,
+    make_batch=fingerprint_maker,
+    loss=_mean_squared_error,
+    defaults={"learning_rate": 1e-4, "patience": 10, "batch_size": 128},
+    validation_share=0.05,
+)
+
+
+def build_barlow_twins_fingerprint(config: dict, preprocessor):
+    """Both: the views' projections and the fingerprint head of view 1, side by side: `(model, encoder)`."""
+    import keras
+
+    from keras_chem.featurizers.magpie import feature_names
+
+    twins, encoder = build_barlow_twins(config, preprocessor)
+    view = {name: twins.input[name] for name in ("elem_z", "elem_frac", "elem_mask")}
+    fingerprint = keras.layers.Dense(len(feature_names()), name="fingerprint_head")(encoder(view))
+    outputs = keras.layers.Concatenate(name="views_and_fingerprint")([twins.output, fingerprint])
+    return keras.Model(twins.input, outputs, name="roost_barlow_twins_fingerprint"), encoder
+
+
+def views_and_fingerprint_maker(config: dict, preprocessor, arrays):
+    views, fingerprints = view_maker(config, preprocessor, arrays), fingerprint_maker(config, preprocessor, arrays)
+
+    def make(inputs: dict):
+        return views(inputs)[0], fingerprints(inputs)[1]
+
+    return make
+
+
+def _combined_loss():
+    from keras_chem.losses.barlow_twins import BarlowTwinsWithRegression
+
+    return BarlowTwinsWithRegression(PROJECTOR_WIDTH, weight=FINGERPRINT_WEIGHT, redundancy_weight=REDUNDANCY_WEIGHT)
 
 
 def _barlow_twins_loss():
@@ -81,6 +159,17 @@ BARLOW_TWINS = PretrainObjective(
     build=build_barlow_twins,
     make_batch=view_maker,
     loss=_barlow_twins_loss,
+    defaults={"learning_rate": 1e-4, "patience": 10, "batch_size": 128},
+    validation_share=0.05,
+    padded_inputs={"masked_elem_z": (1,)},
+)
+
+BARLOW_TWINS_FINGERPRINT = PretrainObjective(
+    name="ssl+fingerprint",
+    description="Barlow Twins + 0.1 × the fingerprint MSE (the original's combined loss)",
+    build=build_barlow_twins_fingerprint,
+    make_batch=views_and_fingerprint_maker,
+    loss=_combined_loss,
     defaults={"learning_rate": 1e-4, "patience": 10, "batch_size": 128},
     validation_share=0.05,
     padded_inputs={"masked_elem_z": (1,)},

@@ -137,7 +137,7 @@ def pretrain(family, objective_name: str, datasets: list[str], config: dict, out
     model, encoder = objective.build(config, preprocessor)
     model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]), loss=objective.loss(),
                   weighted_metrics=objective.metrics() if objective.metrics else None)
-    make = objective.make_batch(config, preprocessor)
+    make = objective.make_batch(config, preprocessor, arrays)
     Batches = _batches_class()
     started = time.perf_counter()
     train_input = for_backend(Batches({k: v[train_rows] for k, v in arrays.items()}, preprocessor, config["batch_size"], make, seed=seed,
