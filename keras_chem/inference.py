@@ -87,8 +87,10 @@ def embed(run_dir: str | Path, source: str | Path | None = None, *, smiles: list
     """The learned vector (the family's `embedding_layer`: a pooled crystal, a [CLS] token, a
     composition) of every input, from one fold model (`fold`) or averaged over the fold models.
 
-    Inputs as for `predict`. Returns `{"ids", "embeddings" float32 [n, d], "reason"}`, one entry per
-    input in input order; rows that could not be featurized are NaN with their reason. The fold
+    Inputs as for `predict`. Returns `{"ids", "embeddings" float32 [n, d], "reason", "formula"}`, one
+    entry per input in input order; rows that could not be featurized are NaN with their reason;
+    `formula` is each structure's cell formula or each formula as given ("" for molecules and
+    unreadable rows), what `roost --strategy multimodal` matches compositions by. The fold
     models are trained from different initialisations, so their vector spaces differ: the average
     is a summary, one fold's vectors are a consistent feature space.
     """
@@ -118,7 +120,23 @@ def embed(run_dir: str | Path, source: str | Path | None = None, *, smiles: list
     embeddings = np.full((len(inputs), width), np.nan, dtype=np.float32)
     if vectors is not None:
         embeddings[where] = vectors
-    return {"ids": [str(i) for i in ids], "embeddings": embeddings, "reason": row_reasons}
+    return {"ids": [str(i) for i in ids], "embeddings": embeddings, "reason": row_reasons, "formula": _formulas(inputs, kind)}
+
+
+def _formulas(inputs: list[Any], kind: str) -> list[str]:
+    if kind == "composition":
+        return [item if isinstance(item, str) else "" for item in inputs]
+    if kind != "structure":
+        return [""] * len(inputs)
+    from keras_chem.structures.crystals import to_atoms
+
+    formulas = []
+    for item in inputs:
+        try:
+            formulas.append(to_atoms(item).get_chemical_formula(mode="metal") if item is not None else "")
+        except (ValueError, KeyError, TypeError):
+            formulas.append("")
+    return formulas
 
 
 def _given(source, smiles, structures, compositions) -> tuple[str, list] | None:

@@ -119,3 +119,20 @@ def test_embed_command_writes_one_vector_per_input(run_dir, tmp_path):
         import keras_chem.inference
 
         keras_chem.inference.embed(run_dir, source, fold=3)
+
+
+@pytest.mark.runner_logic
+def test_embeddings_feed_roost_multimodal_pretraining(run_dir, tmp_path):
+    from keras_chem.data.fetch import locate
+    from keras_chem.data.registry import get_card
+    from runs import kchem
+
+    embeddings = tmp_path / "phonons_embeddings.npz"
+    kchem("embed", str(run_dir), "--input", str(locate(get_card("matbench_phonons"))), "--out", str(embeddings), "--fold", "0")
+    saved = np.load(embeddings, allow_pickle=False)
+    assert saved["formula"][0] and len(saved["formula"]) == len(saved["ids"]) == 1265
+    out = tmp_path / "multimodal"
+    kchem("pretrain", "roost", "--strategy", "multimodal", "--datasets", "matbench_phonons", "--limit", "64", "--epochs", "1",
+          "--structure-embeddings", str(embeddings), "--trunk", "32", "--trunk-out", "16", "--out", str(out))
+    info = json.loads((out / "pretrain_info.json").read_text())
+    assert info["objective"] == "multimodal" and np.isfinite(info["val_loss"])

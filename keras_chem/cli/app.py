@@ -247,7 +247,7 @@ def predict(
 def embed(
     run_dir: Path = typer.Argument(..., help="A finished `kchem train` run directory."),
     input: Path = typer.Option(..., "--input", help="Any file `kchem predict` reads."),
-    out: Path = typer.Option(..., "--out", help="The .npz to write: ids, embeddings [n, d], reason."),
+    out: Path = typer.Option(..., "--out", help="The .npz to write: ids, embeddings [n, d], reason, formula."),
     fold: Optional[int] = typer.Option(None, help="One fold model's vectors (default: the mean over the fold models)."),
     column: Optional[str] = typer.Option(None, help="Input column of a CSV (default: 'smiles', 'formula', 'composition' or 'structure')."),
     backend: Optional[Backend] = BackendOption,
@@ -267,7 +267,7 @@ def embed(
     except (InputFileError, ValueError, FileNotFoundError) as error:
         _fail(str(error))
     atomic_save_npz(out, ids=np.asarray(result["ids"], dtype=str), embeddings=result["embeddings"],
-                    reason=np.asarray(result["reason"], dtype=str))
+                    reason=np.asarray(result["reason"], dtype=str), formula=np.asarray(result["formula"], dtype=str))
     n_failed = sum(1 for reason in result["reason"] if reason)
     out_console.print(f"{len(result['ids']) - n_failed} embedded ({result['embeddings'].shape[1]}-d), "
                       f"{n_failed} could not be featurized → {out}")

@@ -115,6 +115,15 @@ def pad_arrays(arrays: dict[str, np.ndarray], size: int, padded_axes: dict[str, 
     return out
 
 
+def row_keys(arrays: dict[str, np.ndarray], sizes: np.ndarray, padded_axes: dict[str, tuple[int, ...]]) -> list[bytes]:
+    """One key per row: its arrays' bytes cut to the row's real size, so equal inputs have equal keys."""
+    keys = []
+    for i, size in enumerate(sizes):
+        row = pad_arrays({k: v[i : i + 1] for k, v in arrays.items()}, int(size), padded_axes)
+        keys.append(b"".join(np.ascontiguousarray(row[k]).tobytes() for k in sorted(row)))
+    return keys
+
+
 @dataclass(frozen=True)
 class PretrainObjective:
     """A self-supervised objective: `build(config, preprocessor)` returns the model trained on it

@@ -28,6 +28,7 @@ DEFAULTS = {
     "output_hidden": [128, 64],
     "max_elements": None,
     "robust": False,  # predict (mean, log σ) per target, trained with the robust L1 loss
+    "structure_embeddings": None,  # `kchem embed` output that `pretrain --strategy multimodal` regresses
 }
 TRAINING_DEFAULTS = {"optimizer": "adamw", "learning_rate": 3e-4, "weight_decay": 1e-6, "batch_size": 128, "patience": 20}
 
@@ -179,9 +180,9 @@ class RoostFamily(ModelFamily):
 
     @property
     def pretraining(self):
-        from keras_chem.models.roost_pretrain import BARLOW_TWINS, BARLOW_TWINS_FINGERPRINT, FINGERPRINT
+        from keras_chem.models.roost_pretrain import BARLOW_TWINS, BARLOW_TWINS_FINGERPRINT, FINGERPRINT, MULTIMODAL
 
-        return {"ssl": BARLOW_TWINS, "fingerprint": FINGERPRINT, "ssl+fingerprint": BARLOW_TWINS_FINGERPRINT}
+        return {"ssl": BARLOW_TWINS, "fingerprint": FINGERPRINT, "ssl+fingerprint": BARLOW_TWINS_FINGERPRINT, "multimodal": MULTIMODAL}
 
     def initialize(self, model, source, config, preprocessor):
         """The encoder of a `kchem pretrain roost` run; the output heads start new."""

@@ -6,6 +6,9 @@ the fractions kept and every pair passing messages (the original pairs view-2 el
 themselves and freezes the masks after the first epoch; neither is copied). Both views go through
 the same encoder and a `Linear(256 → 1024)` projector; `losses/barlow_twins.py` compares them.
 
+`multimodal`: an MLP head regresses, per composition, the learned vector of a structure model
+(`kchem embed RUN --input FILE --out emb.npz` on a CrysToGraph run today), matched by formula.
+
 `fingerprint`: a linear head regresses the Magpie-style fingerprint (`featurizers/magpie.py`),
 min-max scaled on the pretraining corpus, MSE. `ssl+fingerprint`: both, Barlow Twins + 0.1 × MSE
 (the original's `BT_Magpie`).
@@ -145,6 +148,79 @@ def _combined_loss():
     from keras_chem.losses.barlow_twins import BarlowTwinsWithRegression
 
     return BarlowTwinsWithRegression(PROJECTOR_WIDTH, weight=FINGERPRINT_WEIGHT, redundancy_weight=REDUNDANCY_WEIGHT)
+
+
+def structure_embeddings(config: dict, preprocessor) -> dict[bytes, np.ndarray]:
+    """`config["structure_embeddings"]` (a `kchem embed` file of a structure model) as composition key
+    → vector, the mean over the structures of one composition (polymorphs)."""
+    from keras_chem.models.base import row_keys
+
+    path = config.get("structure_embeddings")
+    if not path:
+        raise ValueError("--strategy multimodal needs --structure-embeddings FILE.npz, written by `kchem embed` on a structure model")
+    with np.load(path, allow_pickle=False) as saved:
+        if "formula" not in saved.files:
+            raise ValueError(f"{path} has no formula per row; write it again with `kchem embed`")
+        formulas, vectors = saved["formula"].tolist(), saved["embeddings"].astype(np.float32)
+    usable = [i for i, formula in enumerate(formulas) if formula and np.isfinite(vectors[i]).all()]
+    features = preprocessor.featurize([str(i) for i in usable], [formulas[i] for i in usable], "composition")
+    keys = row_keys(features.arrays, preprocessor.sizes(features.arrays), preprocessor.padded_axes)
+    grouped: dict[bytes, list[np.ndarray]] = {}
+    for key, row in zip(keys, np.asarray(usable)[features.kept]):
+        grouped.setdefault(key, []).append(vectors[row])
+    if not grouped:
+        raise ValueError(f"{path}: no row with a formula and a finite embedding")
+    return {key: np.mean(group, axis=0) for key, group in grouped.items()}
+
+
+def build_multimodal(config: dict, preprocessor):
+    """The encoder and spec B.4's head onto the structure embedding (1024, 512, 256 → d): `(model, encoder)`."""
+    import keras
+
+    width = len(next(iter(structure_embeddings(config, preprocessor).values())))
+    encoder = encoder_model(config, preprocessor)
+    inputs = {t.name: keras.Input(t.shape[1:], dtype=t.dtype, name=t.name) for t in encoder.inputs}
+    h = encoder(inputs)
+    for i, units in enumerate((1024, 512)):
+        h = keras.layers.Dense(units, activation="relu", name=f"structure_head_{i}")(h)
+    h = keras.layers.Dense(256, name="structure_head_2")(h)
+    return keras.Model(inputs, keras.layers.Dense(width, name="structure_embedding")(h), name="roost_multimodal"), encoder
+
+
+def structure_target_maker(config: dict, preprocessor, arrays):
+    """`make(inputs) -> (inputs, vectors)`: each composition's structure embedding, NaN (no loss)
+    where the file has none."""
+    from keras_chem.models.base import row_keys
+
+    targets = structure_embeddings(config, preprocessor)
+    width = len(next(iter(targets.values())))
+    missing = np.full(width, np.nan, dtype=np.float32)
+    found = sum(key in targets for key in row_keys(arrays, preprocessor.sizes(arrays), preprocessor.padded_axes))
+    if found == 0:
+        raise ValueError("no pretraining composition has a structure embedding; pretrain on the datasets you embedded")
+
+    def make(inputs: dict):
+        keys = row_keys(inputs, preprocessor.sizes(inputs), preprocessor.padded_axes)
+        return inputs, np.stack([targets.get(key, missing) for key in keys])
+
+    return make
+
+
+def _masked_mean_squared_error():
+    from keras_chem.losses.masked import MaskedMeanSquaredError
+
+    return MaskedMeanSquaredError()
+
+
+MULTIMODAL = PretrainObjective(
+    name="multimodal",
+    description="regression of each composition's structure embedding from a keras-chem structure model (`kchem embed`), MSE",
+    build=build_multimodal,
+    make_batch=structure_target_maker,
+    loss=_masked_mean_squared_error,
+    defaults={"learning_rate": 1e-4, "patience": 10, "batch_size": 128},
+    validation_share=0.05,
+)
 
 
 def _barlow_twins_loss():

@@ -68,32 +68,21 @@ def _featurized(preprocessor, names: list[str], limit: int | None):
     return parts, skipped
 
 
-def _row_keys(arrays: dict, sizes: np.ndarray, padded_axes: dict) -> list[bytes]:
-    """One key per row: its arrays' bytes cut to the row's real size, so equal inputs have equal keys."""
-    from keras_chem.models.base import pad_arrays
-
-    keys = []
-    for i, size in enumerate(sizes):
-        row = pad_arrays({k: v[i : i + 1] for k, v in arrays.items()}, int(size), padded_axes)
-        keys.append(b"".join(np.ascontiguousarray(row[k]).tobytes() for k in sorted(row)))
-    return keys
-
-
 def build_corpus(preprocessor, datasets: list[str], exclude: list[str] = (), limit: int | None = None) -> tuple[dict, dict]:
     """The inputs of `datasets` featurized, padded to one cap (set on `preprocessor`), with repeated
     inputs and every input of the `exclude` datasets (benchmarks to be tested on later) removed.
     Returns the arrays and counts for the report."""
-    from keras_chem.models.base import pad_arrays
+    from keras_chem.models.base import pad_arrays, row_keys
 
     parts, skipped = _featurized(preprocessor, list(datasets), limit)
     if not any(len(next(iter(part.values()))) for part in parts):
         raise ValueError("no input could be featurized; see the skipped rows")
     excluded_keys = set()
     for part in _featurized(preprocessor, list(exclude), None)[0]:
-        excluded_keys.update(_row_keys(part, preprocessor.sizes(part), preprocessor.padded_axes))
+        excluded_keys.update(row_keys(part, preprocessor.sizes(part), preprocessor.padded_axes))
     preprocessor.cap = int(max(preprocessor.sizes(part).max() for part in parts if len(next(iter(part.values())))))
     arrays = {k: np.concatenate([pad_arrays(part, preprocessor.cap, preprocessor.padded_axes)[k] for part in parts]) for k in parts[0]}
-    keys = _row_keys(arrays, preprocessor.sizes(arrays), preprocessor.padded_axes)
+    keys = row_keys(arrays, preprocessor.sizes(arrays), preprocessor.padded_axes)
     seen, keep, duplicates, excluded = set(), [], 0, 0
     for i, key in enumerate(keys):
         if key in excluded_keys:
