@@ -106,7 +106,7 @@ def build_reference(config: dict, padded_model, target_stats: dict):
 
     from keras_chem.layers.rescale import Rescale
     from keras_chem.layers.residual_network import ResidualNetwork
-    from keras_chem.models.roost import widths
+    from keras_chem.models.roost_encoder import widths
 
     Pooling = segment_pooling_class()
     inputs = {name: keras.Input((), dtype=dtype, name=name) for name, dtype in

@@ -123,16 +123,22 @@ def test_embed_command_writes_one_vector_per_input(run_dir, tmp_path):
 
 @pytest.mark.runner_logic
 def test_embeddings_feed_roost_multimodal_pretraining(run_dir, tmp_path):
-    from keras_chem.data.fetch import locate
-    from keras_chem.data.registry import get_card
-    from runs import kchem
+    import ase.io
 
-    embeddings = tmp_path / "phonons_embeddings.npz"
-    kchem("embed", str(run_dir), "--input", str(locate(get_card("matbench_phonons"))), "--out", str(embeddings), "--fold", "0")
-    saved = np.load(embeddings, allow_pickle=False)
-    assert saved["formula"][0] and len(saved["formula"]) == len(saved["ids"]) == 1265
-    out = tmp_path / "multimodal"
-    kchem("pretrain", "roost", "--strategy", "multimodal", "--datasets", "matbench_phonons", "--limit", "64", "--epochs", "1",
-          "--structure-embeddings", str(embeddings), "--trunk", "32", "--trunk-out", "16", "--out", str(out))
-    info = json.loads((out / "pretrain_info.json").read_text())
+    from keras_chem.data.loaders import load_dataset
+    from keras_chem.inference import embed
+    from keras_chem.io import atomic_save_npz
+    from keras_chem.models.registry import get_model_family
+    from keras_chem.training.config import resolve_model_config
+    from keras_chem.training.pretrain import pretrain
+
+    source, embeddings = tmp_path / "phonons.extxyz", tmp_path / "phonons_embeddings.npz"
+    ase.io.write(source, [atoms for atoms in load_dataset("matbench_phonons", limit=48).inputs if len(atoms) <= 8])
+    result = embed(run_dir, source, fold=0)
+    assert all(result["formula"]) and np.isfinite(result["embeddings"]).all()
+    atomic_save_npz(embeddings, embeddings=result["embeddings"], formula=np.asarray(result["formula"], dtype=str))
+    roost = get_model_family("roost")
+    config = resolve_model_config(roost, {**roost.pretraining["multimodal"].defaults, "epochs": 1, "trunk": "32", "trunk_out": 16,
+                                          "structure_embeddings": str(embeddings)})
+    info = pretrain(roost, "multimodal", ["matbench_phonons"], config, tmp_path / "multimodal", limit=48)
     assert info["objective"] == "multimodal" and np.isfinite(info["val_loss"])

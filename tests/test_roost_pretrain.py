@@ -9,7 +9,6 @@ import pytest
 
 from keras_chem.losses.barlow_twins import BarlowTwinsLoss, BarlowTwinsWithRegression
 from keras_chem.models.roost_pretrain import hide_elements
-from runs import kchem
 
 TINY = ["--elem-fea-len", "16", "--hidden", "16", "--n-graph", "2", "--heads", "2", "--readout-heads", "2", "--trunk", "32,16",
         "--trunk-out", "16", "--output-hidden", "16"]
@@ -56,14 +55,16 @@ def test_pretrain_then_fine_tune_from_the_encoder(tmp_path):
     from keras_chem.training.config import resolve, resolve_model_config
     from keras_chem.training.runner import run
 
+    from keras_chem.training.pretrain import pretrain
+
     out = tmp_path / "pretrained"
-    result = kchem("pretrain", "roost", "--strategy", "ssl+fingerprint", "--datasets", "roost_expt_non_metals,matbench_expt_gap",
-                   "--limit", "150", "--epochs", "2", "--out", str(out), *TINY)
-    info = json.loads((out / "pretrain_info.json").read_text())
-    assert info["n_featurized"] == 300 and info["n_sequences"] == 300 - info["n_duplicates"]
-    assert f"pretrained (ssl+fingerprint) on {info['n_sequences']} inputs" in " ".join(result.stdout.split())
     family = get_model_family("roost")
     options = dict(zip([flag[2:].replace("-", "_") for flag in TINY[::2]], TINY[1::2]))
+    strategy = family.pretraining["ssl+fingerprint"]
+    pretrain(family, "ssl+fingerprint", ["roost_expt_non_metals", "matbench_expt_gap"],
+             resolve_model_config(family, {**strategy.defaults, **options, "epochs": 2}), out, limit=150)
+    info = json.loads((out / "pretrain_info.json").read_text())
+    assert info["n_featurized"] == 300 and info["n_sequences"] == 300 - info["n_duplicates"]
     config = resolve_model_config(family, options)
     preprocessor = family.preprocessor(config)
     preprocessor.fit_transform(["a"], ["NaCl"], "composition")

@@ -35,7 +35,7 @@ ENCODER_LAYERS = ("element_vectors", "element_projection", "readout", "trunk")
 def encoder_model(config: dict, preprocessor):
     import keras
 
-    from keras_chem.models.roost import build_encoder
+    from keras_chem.models.roost_encoder import build_encoder
 
     inputs, embedding = build_encoder(config, preprocessor)
     return keras.Model(inputs, embedding, name="roost_encoder")
@@ -264,7 +264,7 @@ def initialize_from_pretraining(model, source: str | Path, config: dict) -> None
     info = json.loads(info_path.read_text())
     if info.get("model") != "roost":
         raise ValueError(f"--init {source} pretrained a {info.get('model')!r} model, not roost")
-    from keras_chem.models.roost import widths
+    from keras_chem.models.roost_encoder import widths
 
     def shape(options, key):
         return widths(options.get(key)) if key == "trunk" else options.get(key)
