@@ -5,6 +5,9 @@ import pytest
 
 os.environ.setdefault("KCHEM_PROGRESS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The many small runs of the suite repeat a few configurations in fresh processes: let JAX's
+# persistent cache keep every program (keras-chem keeps those over 0.2 s), so repeats load them.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 def pytest_configure(config):

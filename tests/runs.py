@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-TINY = ["--limit", "120", "--epochs", "2", "--batch-size", "32", "--seed", "3", "--tokens", "v0"]
+TINY = ["--limit", "120", "--epochs", "2", "--batch-size", "32", "--seed", "3", "--tokens", "v0", "--layers", "1"]
 
 
 def kchem(*args, check=True, **kwargs):

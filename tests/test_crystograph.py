@@ -43,6 +43,7 @@ def _structures():
     return [rocksalt, copper, too_big, unknown_element, empty]
 
 
+@pytest.mark.runner_logic
 def test_predict_takes_pymatgen_and_ase_and_reports_bad_structures(run_dir):
     import keras_chem
 
@@ -57,6 +58,7 @@ def test_keras_round_trip_and_saved_model(run_dir, tmp_path):
     check_round_trip_and_saved_model(run_dir, _structures()[:2], "structure", tmp_path)
 
 
+@pytest.mark.runner_logic
 def test_classification_on_deduplicated_cegann(tmp_path):
     out = tmp_path / "cegann"
     summary = _run(out, "cegann_dimensionality", 80, gwt_attention="sum", line_graph=False, max_atoms=8)
@@ -80,6 +82,7 @@ def test_padding_never_changes_a_crystal_prediction(run_dir):
     np.testing.assert_allclose(model.predict(alone, verbose=0)[0], model.predict(batched, verbose=0)[1], rtol=1e-5)
 
 
+@pytest.mark.runner_logic
 def test_predict_command_reads_a_structure_file(run_dir, tmp_path):
     import ase.io
     import pandas as pd
@@ -102,6 +105,7 @@ def test_two_devices_train_the_weights_one_device_trains():
                              {**SMALL, "hidden": 16, "batch_size": 8, "epochs": 1, "max_atoms": 8, "line_graph": False})
 
 
+@pytest.mark.runner_logic
 def test_embed_command_writes_one_vector_per_input(run_dir, tmp_path):
     import ase.io
 

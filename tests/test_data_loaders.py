@@ -17,10 +17,8 @@ from keras_chem.data.loaders import NO_TARGET, load_dataset, load_table
 from keras_chem.data.registry import parse_card
 from keras_chem.data.types import Dataset
 
-pytestmark = pytest.mark.backend_independent
-
 SHARED = os.environ.get("KCHEM_DATA_DIR", "")
-pytestmark = pytest.mark.skipif(not SHARED, reason="KCHEM_DATA_DIR not set")
+pytestmark = [pytest.mark.backend_independent, pytest.mark.skipif(not SHARED, reason="KCHEM_DATA_DIR not set")]
 
 
 def _toy_card(monkeypatch, tmp_path, csv_text: str, task: str = "classification", targets=("a", "b")):

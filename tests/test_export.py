@@ -35,6 +35,7 @@ def test_predict_averages_folds_and_reports_bad_rows(run_dir):
     assert frame["p_np"][0] == pytest.approx(np.mean(per_fold), abs=1e-6)
 
 
+@pytest.mark.runner_logic
 def test_predict_command_writes_reasons(run_dir, tmp_path):
     source = tmp_path / "molecules.csv"
     pd.DataFrame({"name": list("abcde"), "smiles": SMILES}).to_csv(source, index=False)

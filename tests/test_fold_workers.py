@@ -27,7 +27,7 @@ def _maps_and_rss_mb(pid: int) -> tuple[int, float]:
 def test_many_folds_keep_memory_maps_and_rss_flat(tmp_path):
     out = tmp_path / "run"
     # bbbp's molecules span 10-130 tokens: several bucket shapes per fold
-    process = start_kchem(*train_args(out, folds=6, extra=["--limit", "200", "--epochs", "1", "--tokens", "v0", "--seed", "1"]),
+    process = start_kchem(*train_args(out, folds=6, extra=["--limit", "200", "--epochs", "1", "--tokens", "v0", "--seed", "1", "--layers", "1"]),
                           log=tmp_path / "log")
     runner, seen, deadline = {}, set(), time.time() + 600
     while process.poll() is None:
@@ -99,7 +99,7 @@ def test_a_fold_that_raises_is_reported_with_its_reason(tmp_path):
 def test_a_diverged_fold_is_named_and_stops_only_itself(tmp_path):
     out = tmp_path / "run"
     result = kchem("train", "elembert", "--dataset", "esol", "--replicates", "1", "--limit", "80", "--epochs", "3",
-                   "--tokens", "v0", "--learning-rate", "1e12", "--out", str(out), check=False)
+                   "--tokens", "v0", "--layers", "1", "--learning-rate", "1e12", "--out", str(out), check=False)
     assert result.returncode == 1
     reason = json.loads((out / "fold_0" / "failed.json").read_text())["reason"]
     assert "fold 0 diverged" in reason and "learning-rate" in reason

@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 from runs import TINY, kchem, train_args
 
 
+@pytest.mark.runner_logic
 def test_kfold_run_writes_the_run_directory(bbbp_run):
     out = bbbp_run
     for name in ("config.json", "splits.json", "summary.json", "report.md", "skipped.csv", "model_info.json",
@@ -43,6 +44,7 @@ def test_kfold_run_writes_the_run_directory(bbbp_run):
     assert config["model_config"]["epochs"] == 2 and config["folds"] == 2 and config["seed"] == 3
 
 
+@pytest.mark.runner_logic
 def test_killed_run_resumes_to_the_same_summary(tmp_path, bbbp_run):
     reference = bbbp_run
     out = tmp_path / "interrupted"
@@ -97,7 +99,7 @@ def test_splits_file_is_used_as_given_and_rows_it_names_past_the_limit_are_count
 @pytest.mark.runner_logic
 def test_toml_config_with_flags_overriding(tmp_path):
     config = tmp_path / "run.toml"
-    config.write_text('dataset = "bbbp"\ntokens = "v0"\nfolds = 2\nlimit = 120\nepochs = 1\n[model]\nembed-dim = 16\nheads = 2\n')
+    config.write_text('dataset = "bbbp"\ntokens = "v0"\nfolds = 2\nlimit = 120\nepochs = 1\n[model]\nembed-dim = 16\nheads = 2\nlayers = 1\n')
     out = tmp_path / "run"
     kchem("train", "elembert", "--config", str(config), "--epochs", "2", "--out", str(out), "--only-fold", "0")
     resolved = json.loads((out / "config.json").read_text())
@@ -118,7 +120,7 @@ def test_bad_rows_are_skipped_and_reported(tmp_path):
     # --max-atoms are skipped too (and keep the run to a few batch shapes).
     out = tmp_path / "run"
     kchem("train", "elembert", "--dataset", "tox21", "--tokens", "v0", "--replicates", "1", "--limit", "1500", "--epochs", "1",
-          "--max-atoms", "24", "--batch-size", "64", "--out", str(out))
+          "--max-atoms", "24", "--batch-size", "64", "--layers", "1", "--out", str(out))
     with open(out / "skipped.csv") as handle:
         skipped = list(csv.DictReader(handle))
     assert all(row["id"] and row["reason"] for row in skipped)
@@ -131,6 +133,7 @@ def test_bad_rows_are_skipped_and_reported(tmp_path):
     assert summary["n_rows_used"] + len(skipped) == 1500
 
 
+@pytest.mark.runner_logic
 def test_per_task_trains_one_model_per_task(tmp_path):
     from keras_chem import load_model
     from keras_chem.training.config import resolve
@@ -138,7 +141,7 @@ def test_per_task_trains_one_model_per_task(tmp_path):
 
     out = tmp_path / "run"
     options = {"dataset": "clintox", "split": "random", "replicates": 1, "limit": 100, "epochs": 1, "tokens": "v0",
-               "per_task": True, "out": str(out)}
+               "layers": 1, "per_task": True, "out": str(out)}
     summary = run(resolve("elembert", {}, options))
     assert set(summary["metrics"]["per_task"]) == {"FDA_APPROVED", "CT_TOX"}
     model = load_model(out / "fold_0" / "model.keras")
@@ -147,6 +150,7 @@ def test_per_task_trains_one_model_per_task(tmp_path):
     assert set(history["per_task"]) == {"FDA_APPROVED", "CT_TOX"}
 
 
+@pytest.mark.runner_logic
 def test_v1_tokens_on_crystals_multiclass_and_structure_predictions(tmp_path):
     import keras_chem
     from keras_chem.data.loaders import load_dataset
@@ -154,7 +158,7 @@ def test_v1_tokens_on_crystals_multiclass_and_structure_predictions(tmp_path):
     from keras_chem.training.runner import run
 
     out = tmp_path / "run"
-    options = {"dataset": "cegann_dimensionality", "replicates": 1, "limit": 120, "epochs": 1, "out": str(out)}
+    options = {"dataset": "cegann_dimensionality", "replicates": 1, "limit": 120, "epochs": 1, "layers": 1, "out": str(out)}
     summary = run(resolve("elembert", {}, options))
     assert summary["task"] == "multiclass" and "accuracy" in summary["metrics"]
     info = json.loads((out / "model_info.json").read_text())
@@ -166,11 +170,12 @@ def test_v1_tokens_on_crystals_multiclass_and_structure_predictions(tmp_path):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.runner_logic
 def test_two_devices_give_the_predictions_of_one(tmp_path):
     """`--devices 2` end to end: the fold worker sees two CPU devices (JAX's host platform flag or
     TensorFlow's logical devices) and trains the model one device trains (SGD, no dropout)."""
     args = ["--dataset", "esol", "--replicates", "1", "--limit", "64", "--epochs", "1", "--tokens", "v0", "--optimizer", "sgd",
-            "--learning-rate", "0.01", "--dropout", "0", "--batch-size", "16"]
+            "--learning-rate", "0.01", "--dropout", "0", "--batch-size", "16", "--layers", "1"]
     predictions = {}
     for devices in ("1", "2"):
         out = tmp_path / devices
