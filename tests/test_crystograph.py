@@ -27,7 +27,8 @@ def _run(out, dataset, limit, **options):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("crystograph")
-    summary = _run(out, "matbench_phonons", 64, max_atoms=8)  # one atom bucket: few shapes to compile
+    # one atom bucket, and 42 training rows in full batches of 14: one training shape to compile
+    summary = _run(out, "matbench_phonons", 64, max_atoms=8, batch_size=14)
     assert summary["n_splits"] == 1 and np.isfinite(summary["metrics"]["mae"]["mean"])
     return out
 
@@ -61,7 +62,7 @@ def test_keras_round_trip_and_saved_model(run_dir, tmp_path):
 @pytest.mark.runner_logic
 def test_classification_on_deduplicated_cegann(tmp_path):
     out = tmp_path / "cegann"
-    summary = _run(out, "cegann_dimensionality", 80, gwt_attention="sum", line_graph=False, max_atoms=8)
+    summary = _run(out, "cegann_dimensionality", 64, gwt_attention="sum", line_graph=False, max_atoms=8, epochs=1)
     assert 0 <= summary["metrics"]["accuracy"]["mean"] <= 1 and (out / "confusion_matrix.png").exists()
     skipped = (out / "skipped.csv").read_text()
     assert summary["n_skipped"] > 0 and "over --max-atoms 8" in skipped

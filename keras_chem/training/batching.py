@@ -238,10 +238,17 @@ def epoch_end(train_input):
     return EpochEnd()
 
 
-def predict(model, arrays, preprocessor, batch_size: int = 256, rows=None, row_multiple: int = 1) -> np.ndarray:
-    """`model.predict` over bucketed, padded batches of `rows` (all rows by default), in their order."""
+def predict(model, arrays, preprocessor, batch_size: int = 256, rows=None, row_multiple: int = 1):
+    """`model.predict` over bucketed, padded batches of `rows` (all rows by default), in their order:
+    an array, or a list of arrays for a model with several outputs."""
     data = _py_dataset_class()(arrays, None, preprocessor, batch_size, rows=rows, row_multiple=row_multiple)
-    outputs = np.asarray(model.predict(for_backend(data), verbose=0))[data.real_rows()]
-    result = np.empty_like(outputs)
-    result[data.row_order()] = outputs
-    return result
+    outputs = model.predict(for_backend(data), verbose=0)
+    real, order = data.real_rows(), data.row_order()
+
+    def in_row_order(output) -> np.ndarray:
+        output = np.asarray(output)[real]
+        result = np.empty_like(output)
+        result[order] = output
+        return result
+
+    return [in_row_order(o) for o in outputs] if len(model.outputs) > 1 else in_row_order(outputs)

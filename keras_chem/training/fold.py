@@ -29,7 +29,6 @@ def seed_everything(seed: int) -> None:
 def train_fold(run_dir, k: int, store_path, devices=None) -> dict:
     from keras_chem.featurizers.store import open_store
     from keras_chem.models.registry import family_from_info
-    from keras_chem.training.batching import predict
     from keras_chem.training.compile_cache import enable_compile_cache
     from keras_chem.training.distribute import data_parallel
     from keras_chem.training.evaluate import evaluate
@@ -53,8 +52,8 @@ def train_fold(run_dir, k: int, store_path, devices=None) -> dict:
         fit = fit_per_task if model_config["per_task"] and task.task == "classification" and task.n_outputs > 1 else fit_model
         model, history = fit(family, model_config, preprocessor, task, arrays, rows.targets, split, config.seed + k, label, replicas)
         train_seconds = time.perf_counter() - started
-        predictions, extras = family.split_outputs(predict(model, arrays, preprocessor, rows=split.test, row_multiple=replicas), task)
-        embeddings = _embeddings(model, family, arrays, preprocessor, split.test, replicas)
+        outputs, embeddings = _test_outputs(model, family, arrays, preprocessor, split.test, replicas)
+        predictions, extras = family.split_outputs(outputs, task)
 
     fold_dir = run.fold(k)
     fold_dir.mkdir(parents=True, exist_ok=True)
@@ -78,14 +77,20 @@ def train_fold(run_dir, k: int, store_path, devices=None) -> dict:
     return metrics
 
 
-def _embeddings(model, family, arrays, preprocessor, rows, replicas):
-    """The learned vector (`family.embedding_layer`) of every test row, for the run's t-SNE."""
+def _test_outputs(model, family, arrays, preprocessor, rows, replicas):
+    """The model's outputs on the test rows and their learned vectors (`family.embedding_layer`, for
+    the run's t-SNE; None if it has none), both from one pass: one program per batch shape."""
+    import keras
+
     from keras_chem.training.batching import predict
 
     embedder = family.embedder(model)
-    if embedder is None:
-        return None
-    return predict(embedder, arrays, preprocessor, rows=rows, row_multiple=replicas)
+    if embedder is None or len(model.outputs) > 1:
+        embeddings = None if embedder is None else predict(embedder, arrays, preprocessor, rows=rows, row_multiple=replicas)
+        return predict(model, arrays, preprocessor, rows=rows, row_multiple=replicas), embeddings
+    both = keras.Model(model.inputs, [*model.outputs, *embedder.outputs])
+    outputs, embeddings = predict(both, arrays, preprocessor, rows=rows, row_multiple=replicas)
+    return outputs, embeddings
 
 
 def _resources() -> dict:
