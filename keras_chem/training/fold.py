@@ -85,9 +85,8 @@ def _test_outputs(model, family, arrays, preprocessor, rows, replicas):
     from keras_chem.training.batching import predict
 
     embedder = family.embedder(model)
-    if embedder is None or len(model.outputs) > 1:
-        embeddings = None if embedder is None else predict(embedder, arrays, preprocessor, rows=rows, row_multiple=replicas)
-        return predict(model, arrays, preprocessor, rows=rows, row_multiple=replicas), embeddings
+    if embedder is None:
+        return predict(model, arrays, preprocessor, rows=rows, row_multiple=replicas), None
     both = keras.Model(model.inputs, [*model.outputs, *embedder.outputs])
     outputs, embeddings = predict(both, arrays, preprocessor, rows=rows, row_multiple=replicas)
     return outputs, embeddings
