@@ -5,15 +5,17 @@ expt_is_metal) mean ± sample std over the folds run; default Roost settings (sp
 budget flags say otherwise. Structure tasks (jdft2d, log_gvrh, log_kvrh, perovskites) take each
 cell's composition; phonons and dielectric use their `_composition` cards, the same rows.
 
-Pretraining (`ssl` rows): one corpus, the compositions of every composition and structure dataset
-in the data folder, each once, with every composition of the benchmark tasks in `--exclude` left
-out (by default the four small tasks of the paper's Table 2 and the other fine-tuned ones), so no
-test row is ever seen; `kchem pretrain roost --strategy ssl`, then `kchem train roost --init`.
+Pretrained rows (`ssl`, `fingerprint`, `multimodal`): one corpus, the compositions of every
+composition and structure dataset in the data folder, each once, with every composition of the
+benchmark tasks in `--exclude` left out (by default all the small tasks), so no test row is ever
+seen; `kchem pretrain roost --strategy S`, then `kchem train roost --init`. `multimodal` regresses
+the `kchem embed` vectors of a structure model (`--structure-embeddings FILE.npz`, which must come
+from a model that never saw the excluded tasks) on the compositions of the structure datasets.
 
 Beside ours: the paper's Table 2 (5-fold Matbench MAEs: Roost, Roost-SSL, Roost-FL, Roost-MML).
 
 Run: `KCHEM_DATA_DIR=../shared/data .venv/bin/python bench/roost_matbench.py [--only steels jdft2d ...]
-[--variants scratch ssl] [--epochs 100] [--patience 20] [--folds-limit 5] [--pretrain-epochs 10]
+[--variants scratch ssl fingerprint multimodal] [--structure-embeddings F.npz] [--epochs 100] [--patience 20] [--folds-limit 5] [--pretrain-epochs 10]
 [--pretrain-limit N] [--limit N] [--backend jax] [--results DIR]`. Writes DIR/roost_matbench.{json,md} (DIR: bench/results);
 runs go to bench/runs/; a finished run is collected, not retrained.
 """
@@ -47,6 +49,7 @@ TASKS = {  # short name → (dataset, metric)
     "mp_e_form": ("matbench_mp_e_form", "mae"),
 }
 SMALL_TASKS = ["steels", "jdft2d", "phonons", "dielectric", "expt_gap", "expt_is_metal", "glass"]
+VARIANTS = ["scratch", "ssl", "fingerprint", "multimodal"]  # the order of the paper's columns
 # pretrain-roost.md Table 2: (Roost, Roost-SSL, Roost-FL, Roost-MML) mean MAE over the 5 Matbench folds
 PAPER = {
     "steels": (130, 111, 130, 126), "jdft2d": (44.64, 42.87, 42.65, 45.00), "phonons": (54.38, 46.05, 51.93, 53.33),
@@ -65,9 +68,14 @@ def budget_tag(args) -> str:
     return tag + (f"-n{args.limit}" if args.limit else "")
 
 
-def pretrain_dir(args) -> Path:
+PRETRAINED = ["ssl", "fingerprint", "multimodal"]
+STRUCTURE_CORPUS = ["matbench_jdft2d", "matbench_phonons", "matbench_dielectric", "matbench_log_gvrh", "matbench_perovskites",
+                    "cegann_dimensionality", "cegann_spacegroup"]
+
+
+def pretrain_dir(strategy: str, args) -> Path:
     tag = f"e{args.pretrain_epochs}" + (f"-n{args.pretrain_limit}" if args.pretrain_limit else "")
-    return args.runs / f"roost-ssl-corpus-{tag}"
+    return args.runs / f"roost-{strategy}-corpus-{tag}"
 
 
 def kchem(args, *command: str) -> None:
@@ -76,14 +84,20 @@ def kchem(args, *command: str) -> None:
     subprocess.run(full, check=True, env={**os.environ, "KCHEM_PROGRESS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=HERE.parent)
 
 
-def pretrain(args) -> dict:
-    out = pretrain_dir(args)
+def pretrain(strategy: str, args) -> dict:
+    out = pretrain_dir(strategy, args)
+    started = time.perf_counter()
     if not (out / "pretrain_info.json").exists():
         excluded = [TASKS[t][0] for t in args.exclude]
-        command = ["pretrain", "roost", "--strategy", "ssl", "--datasets", ",".join(CORPUS), "--epochs", str(args.pretrain_epochs),
+        corpus = STRUCTURE_CORPUS if strategy == "multimodal" else CORPUS
+        command = ["pretrain", "roost", "--strategy", strategy, "--datasets", ",".join(corpus), "--epochs", str(args.pretrain_epochs),
                    "--exclude-dataset", ",".join(excluded), "--out", str(out)]
-        kchem(args, *command, *(["--limit", str(args.pretrain_limit)] if args.pretrain_limit else []))
-    return json.loads((out / "pretrain_info.json").read_text())
+        command += ["--limit", str(args.pretrain_limit)] if args.pretrain_limit else []
+        command += ["--structure-embeddings", str(args.structure_embeddings)] if strategy == "multimodal" else []
+        kchem(args, *command)
+    info = json.loads((out / "pretrain_info.json").read_text())
+    keys = ("objective", "n_sequences", "n_featurized", "n_duplicates", "n_excluded", "excluded_datasets", "best_epoch", "val_loss")
+    return {**{k: info.get(k) for k in keys}, "strategy": strategy, "wall_seconds_this_call": round(time.perf_counter() - started, 1)}
 
 
 def train(task: str, variant: str, args) -> dict:
@@ -94,7 +108,7 @@ def train(task: str, variant: str, args) -> dict:
         command = ["train", "roost", "--dataset", dataset, "--split", "matbench", "--folds", str(args.folds_limit),
                    "--epochs", str(args.epochs), "--patience", str(args.patience), "--seed", "0", "--out", str(out)]
         command += ["--limit", str(args.limit)] if args.limit else []
-        command += ["--init", str(pretrain_dir(args))] if variant == "ssl" else []
+        command += ["--init", str(pretrain_dir(variant, args))] if variant in PRETRAINED else []
         kchem(args, *command)
     summary = json.loads((out / "summary.json").read_text())
     folds = [json.loads(p.read_text()) for p in sorted(out.glob("fold_*/metrics.json"))]
@@ -109,13 +123,14 @@ def train(task: str, variant: str, args) -> dict:
     }
 
 
-def write(rows: list[dict], pretrained: dict | None, args) -> None:
+def write(rows: list[dict], pretrained: dict[str, dict], args) -> None:
     from keras_chem.io import atomic_write_json, atomic_write_text
 
     path = args.results / "roost_matbench.json"
-    previous = json.loads(path.read_text())["results"] if path.exists() else []
+    previous = json.loads(path.read_text()) if path.exists() else {}
     fresh = {(r["task"], r["variant"], r["budget"]) for r in rows}
-    rows = [r for r in previous if (r["task"], r["variant"], r["budget"]) not in fresh] + rows
+    rows = [r for r in previous.get("results", []) if (r["task"], r["variant"], r["budget"]) not in fresh] + rows
+    pretrained = {**previous.get("pretraining", {}), **pretrained}
     atomic_write_json(path, {"pretraining": pretrained, "results": rows})
     lines = [
         "# Roost on Matbench composition tasks (official folds)",
@@ -124,27 +139,29 @@ def write(rows: list[dict], pretrained: dict | None, args) -> None:
         "Paper: pretrain-roost.md Table 2 (5 folds).",
         "",
     ]
-    if pretrained:
-        lines += [f"Pretraining corpus: {pretrained['n_sequences']} unique compositions ({pretrained['n_featurized']} featurized, "
-                  f"{pretrained['n_duplicates']} repeated, {pretrained['n_excluded']} of the benchmark tasks "
-                  f"{', '.join(pretrained.get('excluded_datasets', []))} left out), best epoch {pretrained['best_epoch']}.", ""]
-    lines += ["| task | variant | budget | ours | per fold | best epochs | paper Roost | paper Roost-SSL | train s |",
+    for strategy, info in pretrained.items():
+        lines += [f"Pretraining `{strategy}`: {info['n_sequences']} unique compositions ({info['n_featurized']} featurized, "
+                  f"{info['n_duplicates']} repeated, {info['n_excluded']} of the benchmark tasks "
+                  f"{', '.join(info.get('excluded_datasets') or [])} left out), best epoch {info['best_epoch']}.", ""]
+    lines += ["| task | variant | budget | ours | per fold | best epochs | paper Roost | paper same variant | train s |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (list(TASKS).index(r["task"]), r["variant"], r["budget"])):
         paper = PAPER.get(r["task"])
         std = f" ± {r['std']:.4g}" if r["std"] == r["std"] else ""
         lines.append(f"| {r['task']} | {r['variant']} | {r['budget']} | {r['mean']:.4g}{std} | "
                      f"{' / '.join(f'{v:.4g}' for v in r['per_fold'])} | {'/'.join(map(str, r['best_epoch']))} | "
-                     f"{paper[0] if paper else '–'} | {paper[1] if paper else '–'} | {r['train_seconds']:.0f} |")
+                     f"{paper[0] if paper else '–'} | {paper[VARIANTS.index(r['variant'])] if paper else '–'} | "
+                     f"{r['train_seconds']:.0f} |")
     atomic_write_text(args.results / "roost_matbench.md", "\n".join(lines) + "\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=SMALL_TASKS, choices=list(TASKS))
-    parser.add_argument("--variants", nargs="*", default=["scratch", "ssl"], choices=["scratch", "ssl"])
+    parser.add_argument("--variants", nargs="*", default=["scratch", "ssl"], choices=VARIANTS)
+    parser.add_argument("--structure-embeddings", type=Path, help="`kchem embed` vectors of a structure model, for multimodal")
     parser.add_argument("--exclude", nargs="*", default=SMALL_TASKS, choices=list(TASKS),
-                        help="tasks whose compositions the pretraining corpus leaves out (fine-tune only on these with ssl)")
+                        help="tasks whose compositions the pretraining corpus leaves out (fine-tune only on these when pretrained)")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--folds-limit", type=int, default=5)
@@ -155,9 +172,12 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=RUNS)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if "ssl" in args.variants and not set(args.only) <= set(args.exclude):
-        sys.exit(f"ssl fine-tuning on {sorted(set(args.only) - set(args.exclude))}: their compositions are in the corpus; add them to --exclude")
-    pretrained = pretrain(args) if "ssl" in args.variants else None
+    strategies = [v for v in args.variants if v in PRETRAINED]
+    if strategies and not set(args.only) <= set(args.exclude):
+        sys.exit(f"fine-tuning on {sorted(set(args.only) - set(args.exclude))}: their compositions are in the corpus; add them to --exclude")
+    if "multimodal" in strategies and not args.structure_embeddings:
+        sys.exit("--variants multimodal needs --structure-embeddings FILE.npz (`kchem embed` on a structure model)")
+    pretrained = {strategy: pretrain(strategy, args) for strategy in strategies}
     rows = [train(task, variant, args) for task in args.only for variant in args.variants]
     write(rows, pretrained, args)
     print((args.results / "roost_matbench.md").read_text())
