@@ -73,9 +73,12 @@ STRUCTURE_CORPUS = ["matbench_jdft2d", "matbench_phonons", "matbench_dielectric"
                     "cegann_dimensionality", "cegann_spacegroup"]
 
 
+def pretrain_tag(args) -> str:
+    return f"e{args.pretrain_epochs}" + (f"-n{args.pretrain_limit}" if args.pretrain_limit else "")
+
+
 def pretrain_dir(strategy: str, args) -> Path:
-    tag = f"e{args.pretrain_epochs}" + (f"-n{args.pretrain_limit}" if args.pretrain_limit else "")
-    return args.runs / f"roost-{strategy}-corpus-{tag}"
+    return args.runs / f"roost-{strategy}-corpus-{pretrain_tag(args)}"
 
 
 def kchem(args, *command: str) -> None:
@@ -102,7 +105,8 @@ def pretrain(strategy: str, args) -> dict:
 
 def train(task: str, variant: str, args) -> dict:
     dataset, metric = TASKS[task]
-    out = args.runs / f"roost-{task}-{variant}-{budget_tag(args)}"
+    budget = budget_tag(args) + (f"-pre{pretrain_tag(args)}" if variant in PRETRAINED else "")
+    out = args.runs / f"roost-{task}-{variant}-{budget}"
     started = time.perf_counter()
     if not (out / "summary.json").exists():
         command = ["train", "roost", "--dataset", dataset, "--split", "matbench", "--folds", str(args.folds_limit),
@@ -114,7 +118,7 @@ def train(task: str, variant: str, args) -> dict:
     folds = [json.loads(p.read_text()) for p in sorted(out.glob("fold_*/metrics.json"))]
     histories = [json.loads(p.read_text()) for p in sorted(out.glob("fold_*/history.json"))]
     return {
-        "task": task, "dataset": dataset, "variant": variant, "budget": budget_tag(args), "metric": metric,
+        "task": task, "dataset": dataset, "variant": variant, "budget": budget, "metric": metric,
         "mean": summary["metrics"][metric]["mean"], "std": summary["metrics"][metric]["std"],
         "per_fold": [f[metric] for f in folds], "best_epoch": [f["best_epoch"] for f in folds],
         "n_rows": summary["n_rows_used"], "n_skipped": summary["n_skipped"],
@@ -177,7 +181,7 @@ def main() -> None:
         sys.exit(f"fine-tuning on {sorted(set(args.only) - set(args.exclude))}: their compositions are in the corpus; add them to --exclude")
     if "multimodal" in strategies and not args.structure_embeddings:
         sys.exit("--variants multimodal needs --structure-embeddings FILE.npz (`kchem embed` on a structure model)")
-    pretrained = {strategy: pretrain(strategy, args) for strategy in strategies}
+    pretrained = {f"{strategy}-{pretrain_tag(args)}": pretrain(strategy, args) for strategy in strategies}
     rows = [train(task, variant, args) for task in args.only for variant in args.variants]
     write(rows, pretrained, args)
     print((args.results / "roost_matbench.md").read_text())
