@@ -170,7 +170,6 @@ def test_v1_tokens_on_crystals_multiclass_and_structure_predictions(tmp_path):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.runner_logic
 def test_two_devices_give_the_predictions_of_one(tmp_path):
     """`--devices 2` end to end: the fold worker sees two CPU devices (JAX's host platform flag or
     TensorFlow's logical devices) and trains the model one device trains (SGD, no dropout)."""
