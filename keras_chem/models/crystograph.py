@@ -36,7 +36,7 @@ DEFAULTS = {
     "fc_layers": 2,
     "dropout": 0.0,
 }
-TRAINING_DEFAULTS = {"optimizer": "adamw", "learning_rate": 1e-4, "weight_decay": 0.0, "epochs": 300, "patience": 30}
+TRAINING_DEFAULTS = {"optimizer": "adamw", "learning_rate": 1e-4, "beta_2": 0.99, "weight_decay": 0.0, "epochs": 300, "patience": 30}
 
 INPUT_DTYPES = {"atom_z": "int32", "nbr_idx": "int32", "nbr_mask": "bool", "nbr_vec": "float32", "pe": "float32"}
 

@@ -22,6 +22,7 @@ LR_SCHEDULES = ("constant", "cosine", "step")
 TRAINING_DEFAULTS = {
     "optimizer": "adam",
     "learning_rate": 1e-3,
+    "beta_2": 0.999,
     "weight_decay": 0.0,
     "lr_schedule": "constant",
     "batch_size": 32,
@@ -122,6 +123,8 @@ def check_training_options(config: dict) -> None:
         raise ValueError(f"unknown optimizer {config['optimizer']!r}; choose one of {', '.join(OPTIMIZERS)}")
     if config["lr_schedule"] not in LR_SCHEDULES:
         raise ValueError(f"unknown lr_schedule {config['lr_schedule']!r}; choose one of {', '.join(LR_SCHEDULES)}")
+    if not 0.0 <= float(config["beta_2"]) < 1.0:
+        raise ValueError(f"beta_2 must be in [0, 1), got {config['beta_2']}")
     for key in ("batch_size", "epochs"):
         if int(config[key]) < 1:
             raise ValueError(f"{key} must be at least 1, got {config[key]}")

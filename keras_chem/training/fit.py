@@ -15,7 +15,7 @@ class FoldDiverged(RuntimeError):
 
 def compile_model(model, loss, model_config: dict, steps_per_epoch: int = 1, replicas: int = 1) -> None:
     """`loss` and the configured optimizer (`optimizer` "adam", "adamw" or "sgd" with momentum 0.9, `learning_rate`,
-    `weight_decay`, `lr_schedule`), compiled with XLA on every backend: Keras leaves XLA off for
+    `beta_2` for both Adams, `weight_decay`, `lr_schedule`), compiled with XLA on every backend: Keras leaves XLA off for
     TensorFlow on a CPU, where it trains the bucketed batches about 30% faster. The exception is
     TensorFlow over several devices: Keras compiles the whole `MirroredStrategy` step, which XLA
     cannot place on several devices, so those steps run as plain graphs."""
@@ -23,11 +23,11 @@ def compile_model(model, loss, model_config: dict, steps_per_epoch: int = 1, rep
 
     rate = learning_rate_schedule(model_config, steps_per_epoch)
     if model_config["optimizer"] == "adam":
-        optimizer = keras.optimizers.Adam(rate)
+        optimizer = keras.optimizers.Adam(rate, beta_2=model_config["beta_2"])
     elif model_config["optimizer"] == "sgd":
         optimizer = keras.optimizers.SGD(rate, momentum=0.9)
     else:
-        optimizer = keras.optimizers.AdamW(rate, weight_decay=model_config["weight_decay"], beta_2=0.99)
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=model_config["weight_decay"], beta_2=model_config["beta_2"])
     mirrored = replicas > 1 and keras.backend.backend() == "tensorflow"
     model.compile(optimizer=optimizer, loss=loss, jit_compile=not mirrored)
 
