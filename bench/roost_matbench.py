@@ -9,13 +9,17 @@ Pretrained rows (`ssl`, `fingerprint`, `multimodal`): one corpus, the compositio
 composition and structure dataset in the data folder, each once, with every composition of the
 benchmark tasks in `--exclude` left out (by default all the small tasks), so no test row is ever
 seen; `kchem pretrain roost --strategy S`, then `kchem train roost --init`. `multimodal` regresses
-the `kchem embed` vectors of a structure model (`--structure-embeddings FILE.npz`, which must come
-from a model that never saw the excluded tasks) on the compositions of the structure datasets.
+the `kchem embed` vectors of a structure model on the compositions of the crystals it embedded. The
+only offline structures outside the benchmark tasks are the two CEGANN sets (about 3,500 crystals),
+so by default the script trains CrysToGraph on cegann_spacegroup (its fold 0 of 5, stratified),
+embeds both CEGANN sets with that fold's model and pretrains on their compositions;
+`--structure-embeddings FILE.npz` takes another `kchem embed` file instead (it must come from a model
+that never saw the excluded tasks).
 
 Beside ours: the paper's Table 2 (5-fold Matbench MAEs: Roost, Roost-SSL, Roost-FL, Roost-MML).
 
 Run: `KCHEM_DATA_DIR=../shared/data .venv/bin/python bench/roost_matbench.py [--only steels jdft2d ...]
-[--variants scratch ssl fingerprint multimodal] [--structure-embeddings F.npz] [--epochs 100] [--patience 20] [--folds-limit 5] [--pretrain-epochs 10]
+[--variants scratch ssl fingerprint multimodal] [--structure-embeddings F.npz] [--structure-epochs 100] [--epochs 100] [--patience 20] [--folds-limit 5] [--pretrain-epochs 10] [--multimodal-epochs 100]
 [--pretrain-limit N] [--limit N] [--backend jax] [--results DIR]`. Writes DIR/roost_matbench.{json,md} (DIR: bench/results);
 runs go to bench/runs/; a finished run is collected, not retrained.
 """
@@ -69,16 +73,24 @@ def budget_tag(args) -> str:
 
 
 PRETRAINED = ["ssl", "fingerprint", "multimodal"]
-STRUCTURE_CORPUS = ["matbench_jdft2d", "matbench_phonons", "matbench_dielectric", "matbench_log_gvrh", "matbench_perovskites",
-                    "cegann_dimensionality", "cegann_spacegroup"]
+STRUCTURE_CORPUS = ["cegann_dimensionality", "cegann_spacegroup"]  # the structures outside the benchmark tasks
+STRUCTURE_FILES = {"cegann_dimensionality": "cegann_dimensionality/cegann_dimensionality.json.gz",
+                   "cegann_spacegroup": "cegann_spacegroup/cegann_spacegroup.json.gz"}
 
 
-def pretrain_tag(args) -> str:
-    return f"e{args.pretrain_epochs}" + (f"-n{args.pretrain_limit}" if args.pretrain_limit else "")
+def pretrain_epochs(strategy: str, args) -> int:
+    return args.multimodal_epochs if strategy == "multimodal" else args.pretrain_epochs
+
+
+def pretrain_tag(strategy: str, args) -> str:
+    """The pretraining budget (and, for multimodal, the default structure model's) in run names and rows."""
+    tag = f"e{pretrain_epochs(strategy, args)}"
+    tag += f"-s{args.structure_epochs}" if strategy == "multimodal" and not args.structure_embeddings else ""
+    return tag + (f"-n{args.pretrain_limit}" if args.pretrain_limit else "")
 
 
 def pretrain_dir(strategy: str, args) -> Path:
-    return args.runs / f"roost-{strategy}-corpus-{pretrain_tag(args)}"
+    return args.runs / f"roost-{strategy}-corpus-{pretrain_tag(strategy, args)}"
 
 
 def kchem(args, *command: str) -> None:
@@ -87,25 +99,56 @@ def kchem(args, *command: str) -> None:
     subprocess.run(full, check=True, env={**os.environ, "KCHEM_PROGRESS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=HERE.parent)
 
 
+def structure_embeddings(args) -> Path:
+    """`--structure-embeddings`, or CrysToGraph trained on cegann_spacegroup (fold 0) embedding every
+    crystal of STRUCTURE_FILES, one .npz (ids, embeddings, reason, formula)."""
+    import numpy as np
+
+    if args.structure_embeddings:
+        return args.structure_embeddings
+    limit = ["--limit", str(args.pretrain_limit)] if args.pretrain_limit else []
+    run = args.runs / f"crystograph-cegann_spacegroup-e{args.structure_epochs}-fold0{'-n' + limit[1] if limit else ''}"
+    merged = args.runs / f"{run.name}-embeddings.npz"
+    if merged.exists():
+        return merged
+    if not (run / "fold_0" / "metrics.json").exists():
+        kchem(args, "train", "crystograph", "--dataset", "cegann_spacegroup", "--folds", "5", "--only-fold", "0",
+              "--epochs", str(args.structure_epochs), "--seed", "0", "--out", str(run), *limit)
+    parts = []
+    for name, path in STRUCTURE_FILES.items():
+        part = args.runs / f"{run.name}-{name}.npz"
+        if not part.exists():
+            kchem(args, "embed", str(run), "--input", str(Path(os.environ["KCHEM_DATA_DIR"]) / path), "--fold", "0", "--out", str(part))
+        with np.load(part, allow_pickle=False) as saved:
+            parts.append({key: saved[key] for key in saved.files})
+    from keras_chem.io import atomic_save_npz
+
+    atomic_save_npz(merged, **{key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
+    return merged
+
+
 def pretrain(strategy: str, args) -> dict:
     out = pretrain_dir(strategy, args)
     started = time.perf_counter()
     if not (out / "pretrain_info.json").exists():
         excluded = [TASKS[t][0] for t in args.exclude]
         corpus = STRUCTURE_CORPUS if strategy == "multimodal" else CORPUS
-        command = ["pretrain", "roost", "--strategy", strategy, "--datasets", ",".join(corpus), "--epochs", str(args.pretrain_epochs),
+        command = ["pretrain", "roost", "--strategy", strategy, "--datasets", ",".join(corpus),
+                   "--epochs", str(pretrain_epochs(strategy, args)),
                    "--exclude-dataset", ",".join(excluded), "--out", str(out)]
         command += ["--limit", str(args.pretrain_limit)] if args.pretrain_limit else []
-        command += ["--structure-embeddings", str(args.structure_embeddings)] if strategy == "multimodal" else []
+        command += ["--structure-embeddings", str(structure_embeddings(args))] if strategy == "multimodal" else []
         kchem(args, *command)
     info = json.loads((out / "pretrain_info.json").read_text())
     keys = ("objective", "n_sequences", "n_featurized", "n_duplicates", "n_excluded", "excluded_datasets", "best_epoch", "val_loss")
-    return {**{k: info.get(k) for k in keys}, "strategy": strategy, "wall_seconds_this_call": round(time.perf_counter() - started, 1)}
+    source = {"structure_embeddings": os.path.relpath(structure_embeddings(args), HERE.parent)} if strategy == "multimodal" else {}
+    return {**{k: info.get(k) for k in keys}, **source, "strategy": strategy,
+            "wall_seconds_this_call": round(time.perf_counter() - started, 1)}
 
 
 def train(task: str, variant: str, args) -> dict:
     dataset, metric = TASKS[task]
-    budget = budget_tag(args) + (f"-pre{pretrain_tag(args)}" if variant in PRETRAINED else "")
+    budget = budget_tag(args) + (f"-pre{pretrain_tag(variant, args)}" if variant in PRETRAINED else "")
     out = args.runs / f"roost-{task}-{variant}-{budget}"
     started = time.perf_counter()
     if not (out / "summary.json").exists():
@@ -146,7 +189,8 @@ def write(rows: list[dict], pretrained: dict[str, dict], args) -> None:
     for strategy, info in pretrained.items():
         lines += [f"Pretraining `{strategy}`: {info['n_sequences']} unique compositions ({info['n_featurized']} featurized, "
                   f"{info['n_duplicates']} repeated, {info['n_excluded']} of the benchmark tasks "
-                  f"{', '.join(info.get('excluded_datasets') or [])} left out), best epoch {info['best_epoch']}.", ""]
+                  f"{', '.join(info.get('excluded_datasets') or [])} left out), best epoch {info['best_epoch']}"
+                  + (f", targets `{info['structure_embeddings']}`" if info.get("structure_embeddings") else "") + ".", ""]
     lines += ["| task | variant | budget | ours | per fold | best epochs | paper Roost | paper same variant | train s |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (list(TASKS).index(r["task"]), r["variant"], r["budget"])):
@@ -163,7 +207,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=SMALL_TASKS, choices=list(TASKS))
     parser.add_argument("--variants", nargs="*", default=["scratch", "ssl"], choices=VARIANTS)
-    parser.add_argument("--structure-embeddings", type=Path, help="`kchem embed` vectors of a structure model, for multimodal")
+    parser.add_argument("--structure-embeddings", type=Path,
+                        help="`kchem embed` vectors of a structure model, for multimodal (default: CrysToGraph on CEGANN)")
+    parser.add_argument("--structure-epochs", type=int, default=100, help="epoch cap of the default structure model")
     parser.add_argument("--exclude", nargs="*", default=SMALL_TASKS, choices=list(TASKS),
                         help="tasks whose compositions the pretraining corpus leaves out (fine-tune only on these when pretrained)")
     parser.add_argument("--epochs", type=int, default=100)
@@ -171,6 +217,7 @@ def main() -> None:
     parser.add_argument("--folds-limit", type=int, default=5)
     parser.add_argument("--limit", type=int, default=None, help="first N rows of each task (smoke runs)")
     parser.add_argument("--pretrain-epochs", type=int, default=10)
+    parser.add_argument("--multimodal-epochs", type=int, default=100, help="epoch cap of multimodal pretraining (a small corpus)")
     parser.add_argument("--pretrain-limit", type=int, default=None, help="first N rows of each corpus dataset (smoke runs)")
     parser.add_argument("--backend", default="jax")
     parser.add_argument("--runs", type=Path, default=RUNS)
@@ -179,9 +226,7 @@ def main() -> None:
     strategies = [v for v in args.variants if v in PRETRAINED]
     if strategies and not set(args.only) <= set(args.exclude):
         sys.exit(f"fine-tuning on {sorted(set(args.only) - set(args.exclude))}: their compositions are in the corpus; add them to --exclude")
-    if "multimodal" in strategies and not args.structure_embeddings:
-        sys.exit("--variants multimodal needs --structure-embeddings FILE.npz (`kchem embed` on a structure model)")
-    pretrained = {f"{strategy}-{pretrain_tag(args)}": pretrain(strategy, args) for strategy in strategies}
+    pretrained = {f"{strategy}-{pretrain_tag(strategy, args)}": pretrain(strategy, args) for strategy in strategies}
     rows = [train(task, variant, args) for task in args.only for variant in args.variants]
     write(rows, pretrained, args)
     print((args.results / "roost_matbench.md").read_text())
