@@ -10,7 +10,7 @@ composition and structure dataset in the data folder, each once, with every comp
 benchmark tasks in `--exclude` left out (by default all the small tasks), so no test row is ever
 seen; `kchem pretrain roost --strategy S`, then `kchem train roost --init`. `multimodal` regresses
 the `kchem embed` vectors of a structure model on the compositions of the crystals it embedded. The
-only offline structures outside the benchmark tasks are the two CEGANN sets (about 3,500 crystals),
+only offline structures outside the benchmark tasks are the two CEGANN files (about 13,900 crystals),
 so by default the script trains CrysToGraph on cegann_spacegroup (its fold 0 of 5, stratified),
 embeds both CEGANN sets with that fold's model and pretrains on their compositions;
 `--structure-embeddings FILE.npz` takes another `kchem embed` file instead (it must come from a model
@@ -107,7 +107,7 @@ def structure_embeddings(args) -> Path:
     if args.structure_embeddings:
         return args.structure_embeddings
     limit = ["--limit", str(args.pretrain_limit)] if args.pretrain_limit else []
-    run = args.runs / f"crystograph-cegann_spacegroup-e{args.structure_epochs}-fold0{'-n' + limit[1] if limit else ''}"
+    run = args.runs / (f"crystograph-cegann_spacegroup-e{args.structure_epochs}-fold0" + (f"-n{args.pretrain_limit}" if limit else ""))
     merged = args.runs / f"{run.name}-embeddings.npz"
     if merged.exists():
         return merged
@@ -141,7 +141,8 @@ def pretrain(strategy: str, args) -> dict:
         kchem(args, *command)
     info = json.loads((out / "pretrain_info.json").read_text())
     keys = ("objective", "n_sequences", "n_featurized", "n_duplicates", "n_excluded", "excluded_datasets", "best_epoch", "val_loss")
-    source = {"structure_embeddings": os.path.relpath(structure_embeddings(args), HERE.parent)} if strategy == "multimodal" else {}
+    targets = info["config"].get("structure_embeddings")
+    source = {"structure_embeddings": os.path.relpath(targets, HERE.parent)} if targets else {}
     return {**{k: info.get(k) for k in keys}, **source, "strategy": strategy,
             "wall_seconds_this_call": round(time.perf_counter() - started, 1)}
 
