@@ -83,9 +83,11 @@ def pretrain_epochs(strategy: str, args) -> int:
 
 
 def pretrain_tag(strategy: str, args) -> str:
-    """The pretraining budget (and, for multimodal, the default structure model's) in run names and rows."""
+    """The pretraining budget (for multimodal, also the default structure model's) and any corpus exclusions
+    other than the default in run names and rows, so a run never reuses a corpus that saw its test rows."""
     tag = f"e{pretrain_epochs(strategy, args)}"
     tag += f"-s{args.structure_epochs}" if strategy == "multimodal" and not args.structure_embeddings else ""
+    tag += "" if sorted(args.exclude) == sorted(SMALL_TASKS) else "-x" + "+".join(sorted(args.exclude))
     return tag + (f"-n{args.pretrain_limit}" if args.pretrain_limit else "")
 
 
@@ -201,7 +203,26 @@ def write(rows: list[dict], pretrained: dict[str, dict], args) -> None:
                      f"{' / '.join(f'{v:.4g}' for v in r['per_fold'])} | {'/'.join(map(str, r['best_epoch']))} | "
                      f"{paper[0] if paper else '–'} | {paper[VARIANTS.index(r['variant'])] if paper else '–'} | "
                      f"{r['train_seconds']:.0f} |")
+    lines += side_by_side(rows)
     atomic_write_text(args.results / "roost_matbench.md", "\n".join(lines) + "\n")
+
+
+def side_by_side(rows: list[dict]) -> list[str]:
+    """One line per task and fine-tuning budget, a column per variant (its pretraining budget in brackets)."""
+    groups: dict[tuple, dict[str, list[dict]]] = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["budget"].split("-pre")[0]), {}).setdefault(r["variant"], []).append(r)
+    lines = ["", "Side by side: mean ± std over the folds run (pretraining budget in brackets); paper: Roost / SSL / FL / MML.", "",
+             "| task | budget | scratch | ssl | fingerprint | multimodal | paper |", "|---|---|---|---|---|---|---|"]
+    for (task, budget), variants in sorted(groups.items(), key=lambda item: (list(TASKS).index(item[0][0]), item[0][1])):
+        cells = []
+        for variant in VARIANTS:
+            found = sorted(variants.get(variant, []), key=lambda r: r["budget"])
+            cells.append("<br>".join(f"{r['mean']:.4g}" + (f" ± {r['std']:.2g}" if r["std"] == r["std"] else "")
+                                     + (f" ({r['budget'].split('-pre')[1]})" if "-pre" in r["budget"] else "") for r in found) or "–")
+        paper = " / ".join(map(str, PAPER[task])) if task in PAPER else "–"
+        lines.append(f"| {task} | {budget} | {' | '.join(cells)} | {paper} |")
+    return lines
 
 
 def main() -> None:
