@@ -235,7 +235,8 @@ def main() -> None:
                         help="`kchem embed` vectors of a structure model, for multimodal (default: CrysToGraph on CEGANN)")
     parser.add_argument("--structure-epochs", type=int, default=100, help="epoch cap of the default structure model")
     parser.add_argument("--exclude", nargs="*", default=SMALL_TASKS, choices=list(TASKS),
-                        help="tasks whose compositions the pretraining corpus leaves out (fine-tune only on these when pretrained)")
+                        help="tasks whose compositions the ssl / fingerprint corpus leaves out (fine-tune only on these when "
+                             "pretrained); multimodal always leaves out just the task it fine-tunes")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--folds-limit", type=int, default=5)
@@ -254,8 +255,9 @@ def main() -> None:
     rows = []
     for task in args.only:
         for variant in args.variants:
-            task_args = argparse.Namespace(**{**vars(args), "exclude": [task]}) if variant == "multimodal" else args
-            if variant == "multimodal":
+            task_args = args
+            if variant == "multimodal":  # one corpus per task, without that task's compositions
+                task_args = argparse.Namespace(**{**vars(args), "exclude": [task]})
                 pretrained[f"{variant}-{pretrain_tag(variant, task_args)}"] = pretrain(variant, task_args)
             rows.append(train(task, variant, task_args))
     write(rows, pretrained, args)
