@@ -28,9 +28,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -141,69 +138,31 @@ def build_reference(config: dict, padded_model, target_stats: dict):
 def child(backend: str, dataset: str, n_rows: int, epochs: int) -> dict:
     import keras
 
-    from keras_chem.data.loaders import load_dataset
-    from keras_chem.models.base import TaskInfo
-    from keras_chem.models.registry import get_model_family
-    from keras_chem.training.batching import batches, for_backend
-    from keras_chem.training.config import resolve_model_config
-    from keras_chem.training.fit import compile_model, target_stats
+    from layout_speed import max_difference, seconds_per_epoch, time_both, whole_batches
 
-    family = get_model_family("roost")
-    config = resolve_model_config(family, {})
-    data = load_dataset(dataset, limit=n_rows)
-    preprocessor = family.preprocessor(config)
-    features = preprocessor.fit_transform(data.ids, data.inputs, data.input_kind)
-    arrays, y = features.arrays, data.targets[features.kept]
-    n = len(y) // BATCH * BATCH  # whole batches: the reference's crystal axis is fixed at BATCH
-    arrays, y = {k: v[:n] for k, v in arrays.items()}, y[:n]
-    task = TaskInfo("regression", data.target_names)
-    stats = target_stats(y)
+    from keras_chem.training.fit import compile_model
 
+    setup = whole_batches("roost", dataset, n_rows, BATCH)
+    family, config, arrays, y, n = setup["family"], setup["config"], setup["arrays"], setup["y"], setup["n"]
     keras.utils.set_random_seed(0)
-    ours = family.build(config, preprocessor, task, stats)
-    reference = build_reference(config, ours, stats)
+    ours = family.build(config, setup["preprocessor"], setup["task"], setup["stats"])
+    reference = build_reference(config, ours, setup["stats"])
     order = np.random.default_rng(0).permutation(n)
     flat = [(flat_batch(arrays, rows), y[rows]) for rows in np.split(order, n // BATCH)]
-    probe_rows = order[:BATCH]
-    padded_out = np.asarray(ours.predict({k: v[probe_rows] for k, v in arrays.items()}, verbose=0))
-    reference_out = np.asarray(reference.predict_on_batch(flat[0][0]))
-    max_output_difference = float(np.max(np.abs(padded_out - reference_out)))
-
-    class FlatBatches(keras.utils.PyDataset):
-        def __len__(self):
-            return len(flat)
-
-        def __getitem__(self, i):
-            return flat[i]
-
-    train_ours = batches(arrays, y, preprocessor, BATCH, seed=0)
-    compile_model(ours, family.loss(task, stats, config), config, steps_per_epoch=len(train_ours))
-    reference_config = {**config}
-    compile_model(reference, family.loss(task, stats, config), reference_config, steps_per_epoch=len(flat))
-    reference_xla = True
-    if backend == "tensorflow":
-        reference.jit_compile = False  # segment counts from a dynamic shape: XLA cannot compile them
-        reference_xla = False
-
-    def seconds_per_epoch(model, data):
-        model.fit(data, epochs=1, verbose=0, shuffle=False)  # compiles every shape
-        started = time.perf_counter()
-        model.fit(data, epochs=epochs, verbose=0, shuffle=False)
-        return (time.perf_counter() - started) / epochs
-
-    ours_seconds = seconds_per_epoch(ours, train_ours)  # `batches` feeds the backend already
-    reference_seconds = seconds_per_epoch(reference, for_backend(FlatBatches()))
+    difference = max_difference(ours, reference, arrays, order[:BATCH], flat[0][0])
+    timed = time_both(ours, reference, flat, setup, backend, BATCH, epochs)
     # everything but the message layers (element projection, readout, trunk, head, optimizer), which both
     # layouts share: reference / this bounds train_ratio however fast our message passing becomes
-    shared = family.build({**config, "n_graph": 0}, preprocessor, task, stats)
-    compile_model(shared, family.loss(task, stats, config), config, steps_per_epoch=len(train_ours))
-    shared_seconds = seconds_per_epoch(shared, train_ours)
+    shared = family.build({**config, "n_graph": 0}, setup["preprocessor"], setup["task"], setup["stats"])
+    compile_model(shared, family.loss(setup["task"], setup["stats"], config), config, steps_per_epoch=len(timed["train_input"]))
+    shared_seconds = seconds_per_epoch(shared, timed["train_input"], epochs)
+    ours_seconds, reference_seconds = timed["ours_seconds"], timed["reference_seconds"]
     return {
-        "backend": backend, "dataset": dataset, "rows": n, "cap": preprocessor.cap,
+        "backend": backend, "dataset": dataset, "rows": n, "cap": setup["preprocessor"].cap,
         "mean_elements": float(arrays["elem_mask"].sum(axis=1).mean()), "params": int(ours.count_params()),
-        "max_output_difference": max_output_difference,
+        "max_output_difference": difference,
         "ours_samples_per_second": round(n / ours_seconds, 1), "reference_samples_per_second": round(n / reference_seconds, 1),
-        "train_ratio": round(reference_seconds / ours_seconds, 2), "reference_xla": reference_xla, "timed_epochs": epochs,
+        "train_ratio": round(reference_seconds / ours_seconds, 2), "reference_xla": timed["reference_xla"], "timed_epochs": epochs,
         "no_message_samples_per_second": round(n / shared_seconds, 1), "ratio_ceiling": round(reference_seconds / shared_seconds, 2),
         "message_share": round(1 - shared_seconds / ours_seconds, 3),
     }
@@ -250,16 +209,9 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.dataset, args.rows, args.epochs)))
         return
-    results = []
-    for backend in args.backends:
-        command = [sys.executable, __file__, "--child", backend, "--rows", str(args.rows), "--epochs", str(args.epochs),
-                   "--dataset", args.dataset]
-        result = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": backend, "KCHEM_PROGRESS": "0"},
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            sys.exit(f"{backend} failed:\n{result.stderr[-3000:]}")
-        results.append(json.loads(result.stdout.strip().splitlines()[-1]))
-        print(results[-1], flush=True)
+    from layout_speed import each_backend
+
+    results = each_backend(__file__, args, ["--dataset", args.dataset])
     write(results, args)
     print((RESULTS / "roost_speed.md").read_text())
 

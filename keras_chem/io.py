@@ -46,6 +46,17 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return atomic_write_bytes(dst, Path(src).read_bytes())
 
 
+def append_manifest_line(manifest: str | os.PathLike, entry: dict) -> None:
+    """Append one JSON line to `manifest`, atomically (the whole file is rewritten)."""
+    import json
+
+    manifest = Path(manifest)
+    old = manifest.read_text(encoding="utf-8") if manifest.exists() else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    atomic_write_text(manifest, old + json.dumps(entry, sort_keys=False, default=json_default) + "\n")
+
+
 def json_default(value):
     """`json.dumps(default=...)` for numpy values, paths and sets."""
     if isinstance(value, np.generic):

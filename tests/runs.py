@@ -83,3 +83,19 @@ def serve_saved_model(path, arrays: dict, scratch):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     return np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def crystal_examples() -> list:
+    """Two good crystals (pymatgen rock salt, ASE copper), then three that a crystal graph model
+    skips: 432 atoms, an unknown element, no atom."""
+    import ase
+    import ase.build
+    import numpy as np
+    from pymatgen.core import Lattice, Structure
+
+    rocksalt = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    copper = ase.build.bulk("Cu", "fcc", a=3.6)
+    too_big = ase.build.bulk("Si", "diamond", a=5.43).repeat((6, 6, 6))
+    unknown_element = ase.Atoms(numbers=[0], cell=np.eye(3) * 4, pbc=True)  # a dummy atom "X"
+    empty = ase.Atoms(cell=np.eye(3) * 4, pbc=True)
+    return [rocksalt, copper, too_big, unknown_element, empty]

@@ -5,7 +5,6 @@ import json
 import subprocess
 import sys
 
-import ase
 import ase.build
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from keras_chem.models.crystograph import CrystalGraphPreprocessor
 from keras_chem.training.config import resolve
 from keras_chem.training.runner import run
-from runs import check_round_trip_and_saved_model
+from runs import check_round_trip_and_saved_model, crystal_examples
 
 SMALL = {"hidden": 32, "heads": 2, "d_k": 8, "line_d_k": 8, "line_heads": 2, "conv_layers": 1,
          "element_embedding": 8, "batch_size": 16, "epochs": 2, "patience": 2, "learning_rate": 1e-3}
@@ -33,22 +32,11 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def _structures():
-    from pymatgen.core import Lattice, Structure
-
-    rocksalt = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-    copper = ase.build.bulk("Cu", "fcc", a=3.6)
-    too_big = ase.build.bulk("Si", "diamond", a=5.43).repeat((6, 6, 6))
-    unknown_element = ase.Atoms(numbers=[0], cell=np.eye(3) * 4, pbc=True)  # a dummy atom "X"
-    empty = ase.Atoms(cell=np.eye(3) * 4, pbc=True)
-    return [rocksalt, copper, too_big, unknown_element, empty]
-
-
 @pytest.mark.runner_logic
 def test_predict_takes_pymatgen_and_ase_and_reports_bad_structures(run_dir):
     import keras_chem
 
-    frame = keras_chem.predict(run_dir, structures=_structures())
+    frame = keras_chem.predict(run_dir, structures=crystal_examples())
     target = frame.columns[0]
     assert np.isfinite(frame[target][:2]).all() and not frame["reason"][0] and not frame["reason"][1]
     assert "432 atoms, over" in frame["reason"][2] and "unknown element" in frame["reason"][3] and frame["reason"][4]
@@ -56,7 +44,7 @@ def test_predict_takes_pymatgen_and_ase_and_reports_bad_structures(run_dir):
 
 
 def test_keras_round_trip_and_saved_model(run_dir, tmp_path):
-    check_round_trip_and_saved_model(run_dir, _structures()[:2], "structure", tmp_path)
+    check_round_trip_and_saved_model(run_dir, crystal_examples()[:2], "structure", tmp_path)
 
 
 @pytest.mark.runner_logic
@@ -77,7 +65,7 @@ def test_padding_never_changes_a_crystal_prediction(run_dir):
     info = json.loads((run_dir / "model_info.json").read_text())
     preprocessor = CrystalGraphPreprocessor(**info["preprocessor"])
     model = load_model(fold_model_paths(run_dir)[0])
-    structures = _structures()[:2]
+    structures = crystal_examples()[:2]
     batched = preprocessor.transform(["0", "1"], structures, "structure").arrays
     alone = trim(preprocessor.transform(["1"], structures[1:], "structure").arrays, 1, preprocessor.padded_axes)
     np.testing.assert_allclose(model.predict(alone, verbose=0)[0], model.predict(batched, verbose=0)[1], rtol=1e-5)

@@ -175,8 +175,9 @@ def _print_summary(summary: dict, out: str) -> None:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def pretrain(
     ctx: typer.Context,
-    model: str = typer.Argument(..., help="Model family with a pretraining objective, e.g. elembert."),
-    datasets: str = typer.Option(..., help="Comma-separated dataset names whose inputs (not labels) are used."),
+    model: str = typer.Argument(..., help="Model family with a pretraining objective (e.g. elembert, roost), or crysatom."),
+    datasets: Optional[str] = typer.Option(None, help="Comma-separated dataset names whose inputs (not labels) are used "
+                                                      "(default: the objective's corpus, if it has one)."),
     strategy: Optional[str] = typer.Option(None, help="Pretraining objective (default: the model's first; elembert: mlm)."),
     out: Optional[Path] = typer.Option(None, help="Output directory (default runs/pretrain-<model>)."),
     seed: int = typer.Option(0, help="Seed for masking, splits and initialisation."),
@@ -186,16 +187,24 @@ def pretrain(
     exclude_dataset: Optional[list[str]] = typer.Option(
         None, "--exclude-dataset", help="Leave out every input of this dataset (a benchmark to test on later); repeatable or comma-separated."
     ),
+    copy_to: Optional[Path] = typer.Option(None, help="Also copy what the objective produces (e.g. crysatom's atom vectors) "
+                                                      "here, with a line in MANIFEST.jsonl beside it."),
     backend: Optional[Backend] = BackendOption,
 ) -> None:
     """Self-supervised pretraining of MODEL's encoder on the inputs (each once) of --datasets; fine-tune with `train --init OUT`."""
     _set_backend(backend)
     from keras_chem.data.fetch import DataFileError
-    from keras_chem.models.registry import get_model_family
+    from keras_chem.models.registry import PRETRAINING_ALIASES, get_model_family
     from keras_chem.training.config import resolve_model_config
     from keras_chem.training.pretrain import pretrain as run_pretraining
 
     try:
+        if model in PRETRAINING_ALIASES:
+            alias = model
+            model, aliased_strategy = PRETRAINING_ALIASES[alias]
+            if strategy not in (None, aliased_strategy):
+                _fail(f"`kchem pretrain {alias}` is `kchem pretrain {model} --strategy {aliased_strategy}`, not --strategy {strategy}")
+            strategy = aliased_strategy
         family = get_model_family(model)
         if not family.pretraining:
             _fail(f"model {model!r} has no pretraining objective")
@@ -204,7 +213,11 @@ def pretrain(
         options = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, **_extra_model_options(ctx.args)}.items() if v is not None}
         config = resolve_model_config(family, {**(objective.defaults if objective else {}), **options})
         out = out or Path("runs") / f"pretrain-{model}"
-        names = [d.strip() for d in datasets.split(",") if d.strip()]
+        names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else list(getattr(objective, "default_datasets", ()))
+        if not names:
+            _fail(f"name the pretraining datasets with --datasets (objective {strategy!r} has no default corpus)")
+        if copy_to and not (objective and objective.element_vectors):
+            _fail(f"--copy-to: objective {strategy!r} writes nothing but its encoder")
         excluded = [d.strip() for value in exclude_dataset or [] for d in value.split(",") if d.strip()]
         info = run_pretraining(family, strategy, names, config, out, seed=seed, limit=limit, exclude=excluded)
     except (KeyError, ValueError, FileNotFoundError, DataFileError) as error:
@@ -212,8 +225,13 @@ def pretrain(
     metric = next((f"{k} {v:.3f}, " for k, v in info.items() if k.startswith("val_") and k != "val_loss"), "")
     out_console.print(
         f"pretrained ({info['objective']}) on {info['n_sequences']} inputs: {metric}validation loss {info['val_loss']:.4f} "
-        f"→ {out}; fine-tune with `kchem train {model} --init {out} ...`"
+        f"→ {out}; {objective.usage.format(model=model, out=out)}"
     )
+    if copy_to:
+        from keras_chem.training.artifacts import ship_artifact
+
+        ship_artifact(out / objective.element_vectors, copy_to, info, command=["kchem", *sys.argv[1:]])
+        out_console.print(f"copied {objective.element_vectors} to {copy_to}, manifest line appended beside it")
 
 
 @app.command()

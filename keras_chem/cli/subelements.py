@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shlex
 import time
@@ -15,6 +14,7 @@ import typer
 from rich.console import Console
 
 from keras_chem.featurizers.corpus import DEFAULT_CORPUS
+from keras_chem.io import append_manifest_line
 from keras_chem.structures.molecules import DEFAULT_SEED
 
 subelements_app = typer.Typer(
@@ -22,16 +22,6 @@ subelements_app = typer.Typer(
     no_args_is_help=True,
 )
 _console = Console(stderr=True)
-
-
-def append_manifest_line(manifest: Path, entry: dict) -> None:
-    """Append one JSON line to `manifest`, atomically (the whole file is rewritten)."""
-    from keras_chem.io import atomic_write_text
-
-    old = manifest.read_text(encoding="utf-8") if manifest.exists() else ""
-    if old and not old.endswith("\n"):
-        old += "\n"
-    atomic_write_text(manifest, old + json.dumps(entry, sort_keys=False) + "\n")
 
 
 def _command(datasets: list[str], seed: int, limit: int | None, out: Path, conformer_seed: int, max_samples: int) -> str:

@@ -1,5 +1,7 @@
 """Keras layers, one per file; importing this package registers them all for `.keras` loading."""
 
+from keras_chem.layers.bilinear import PairBilinear
+from keras_chem.layers.cgcnn_conv import CGCNNConv
 from keras_chem.layers.crystal_edges import LineGraph, SphericalEdgeFeatures
 from keras_chem.layers.etgc import ETGC
 from keras_chem.layers.gaussian_expansion import GaussianExpansion
@@ -12,6 +14,6 @@ from keras_chem.layers.roost_message import RoostMessage
 from keras_chem.layers.weighted_attention_pooling import WeightedAttentionPooling
 
 __all__ = [
-    "ETGC", "GaussianExpansion", "GraphWiseTransformer", "LineGraph", "MaskedBatchNormalization", "MaskedMean", "Rescale",
+    "CGCNNConv", "ETGC", "GaussianExpansion", "GraphWiseTransformer", "LineGraph", "MaskedBatchNormalization", "MaskedMean", "PairBilinear", "Rescale",
     "ResidualNetwork", "RoostMessage", "SphericalEdgeFeatures", "WeightedAttentionPooling",
 ]

@@ -129,7 +129,10 @@ class PretrainObjective:
     """A self-supervised objective: `build(config, preprocessor)` returns the model trained on it
     and the encoder that is kept; `make_batch(config, preprocessor, arrays)` (arrays: the whole
     pretraining corpus) returns `make(inputs)`, which turns a batch of input arrays into `(x, y)` or
-    `(x, y, sample_weight)`; `loss` and `metrics` compile the trained model (`metrics` weighted)."""
+    `(x, y, sample_weight)`; `loss` and `metrics` compile the trained model (`metrics` weighted; a
+    model with several outputs gets a dict of losses and `loss_weights`). With `element_vectors` (a
+    file name), the encoder maps the preprocessor's arrays to per-atom vectors, and after training
+    each element's mean vector over the corpus is written to that file (`training/element_vectors.py`)."""
 
     name: str
     description: str
@@ -137,10 +140,15 @@ class PretrainObjective:
     make_batch: Any
     loss: Any
     metrics: Any = None
+    loss_weights: dict | None = None
     summary_metric: str | None = None  # a weighted metric reported after pretraining, e.g. "accuracy"
     defaults: dict = field(default_factory=dict)  # option defaults of this objective (flags still win), e.g. its learning rate
     validation_share: float = 0.1  # held out for early stopping
     padded_inputs: dict = field(default_factory=dict)  # inputs `make_batch` adds that are padded like the preprocessor's
+    padded_targets: dict = field(default_factory=dict)  # targets of `make_batch` padded like the inputs: name → axes
+    default_datasets: tuple[str, ...] = ()  # the corpus when `kchem pretrain` names no --datasets
+    element_vectors: str | None = None
+    usage: str = "fine-tune with `kchem train {model} --init {out} ...`"
 
 
 class ModelFamily:

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_chem.featurizers.cgcnn_elements import MAX_Z
+from keras_chem.featurizers.element_tables import check_element_features
 from keras_chem.featurizers.positional import LAP_PE_DIM, RW_PE_DIM
 from keras_chem.featurizers.progress import map_rows
 from keras_chem.models.base import Features, ModelFamily, PaddedPreprocessor, TaskInfo
@@ -32,7 +34,8 @@ DEFAULTS = {
     "gwt_layers": 1,
     "gwt_attention": "softmax",
     "positional": True,
-    "element_embedding": 64,
+    "atom_features": "cgcnn92",  # the frozen element table (featurizers/element_tables.py), or "learned"
+    "element_embedding": 64,  # width of a learned vector per element beside the table (0: none)
     "fc_layers": 2,
     "dropout": 0.0,
 }
@@ -46,26 +49,38 @@ class CrystalGraphPreprocessor(PaddedPreprocessor):
 
     Arrays per row (N = the atom cap, taken from the data at `fit_transform`; K = `k`):
     `atom_z [N] int32` (0 = padding), `nbr_idx [N, K] int32`, `nbr_mask [N, K] bool`,
-    `nbr_vec [N, K, 3] float32` and `pe [N, 40] float32`. A structure over the cap (or over
-    `max_atoms`), with an unknown element (the CGCNN table covers Z = 1..118), or without k
-    neighbours within the largest radius is skipped with its reason.
+    `nbr_vec [N, K, 3] float32` and, with `positional`, `pe [N, 40] float32`. A structure over
+    the cap (or over `max_atoms`), with an element the chosen atom feature table has no vector for
+    (`featurizers/element_tables.py`), or without k neighbours within the largest radius is
+    skipped with its reason.
     """
 
-    padded_axes = {name: (1,) for name in INPUT_DTYPES}
-
     def __init__(self, k: int = 12, start_radius: float = 8.0, radius_step: float = 2.0,
-                 max_atoms: int | None = None, n_cap: int | None = None):
+                 max_atoms: int | None = None, n_cap: int | None = None, positional: bool = True,
+                 atom_features: str = "cgcnn92", elements: list[int] | None = None):
+        from keras_chem.featurizers.element_tables import covered_elements
+
         self.k = int(k)
         self.start_radius = float(start_radius)
         self.radius_step = float(radius_step)
         self.max_atoms = max_atoms
         self.cap = n_cap
+        self.positional = bool(positional)
+        self.dtypes = {name: dtype for name, dtype in INPUT_DTYPES.items() if name != "pe" or self.positional}
+        self.padded_axes = {name: (1,) for name in self.dtypes}
+        self.atom_features = atom_features
+        # the atomic numbers the table covers, kept so that predicting needs no table file
+        self.elements = sorted(int(z) for z in elements) if elements is not None else \
+            [int(z) for z in np.flatnonzero(covered_elements(atom_features))]
+        self._covered = set(self.elements)
 
     @property
     def n_cap(self) -> int | None:
         return self.cap
 
     def _graph(self, item: Any):
+        from pymatgen.core import Element
+
         from keras_chem.featurizers.crystal_graph import knn_graph
         from keras_chem.featurizers.positional import positional_encodings
         from keras_chem.structures.crystals import check_structure, to_atoms
@@ -74,23 +89,27 @@ class CrystalGraphPreprocessor(PaddedPreprocessor):
         reason = check_structure(atoms)
         if reason:
             return None, reason
+        missing = sorted({int(z) for z in atoms.numbers} - self._covered)
+        if missing:
+            return None, f"no {self.atom_features} vector for {', '.join(Element.from_Z(z).symbol for z in missing)}"
         if self.max_atoms is not None and len(atoms) > self.max_atoms:
             return None, f"{len(atoms)} atoms, over --max-atoms {self.max_atoms}"
         graph = knn_graph(atoms, k=self.k, start_radius=self.start_radius, step=self.radius_step)
-        graph["pe"] = positional_encodings(graph["nbr_idx"], graph["nbr_mask"])
+        if self.positional:
+            graph["pe"] = positional_encodings(graph["nbr_idx"], graph["nbr_mask"])
         return graph, None
 
     def featurize(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
         from keras_chem.featurizers.crystal_graph import pad_graphs
 
         if input_kind != "structure":
-            raise ValueError(f"CrysToGraph needs crystal structures, not {input_kind!r} inputs")
+            raise ValueError(f"a crystal graph model needs crystal structures, not {input_kind!r} inputs")
         kept, graphs, skipped = map_rows(ids, inputs, self._graph, "building crystal graphs")
         if graphs:
             arrays = pad_graphs(graphs, max(len(g["atom_z"]) for g in graphs))
         else:
             arrays = {name: np.zeros((0, *shape), dtype=dtype) for name, (shape, dtype) in self._signature(0).items()}
-        return Features(kept=kept, arrays={name: arrays[name].astype(dtype) for name, dtype in INPUT_DTYPES.items()}, skipped=skipped)
+        return Features(kept=kept, arrays={name: arrays[name].astype(dtype) for name, dtype in self.dtypes.items()}, skipped=skipped)
 
     def over_cap_reason(self, size: int) -> str:
         return f"{size} atoms, over the model's cap of {self.cap} atoms"
@@ -100,14 +119,15 @@ class CrystalGraphPreprocessor(PaddedPreprocessor):
 
     def _signature(self, n: int) -> dict:
         shapes = {"atom_z": (n,), "nbr_idx": (n, self.k), "nbr_mask": (n, self.k), "nbr_vec": (n, self.k, 3), "pe": (n, N_POSITIONAL)}
-        return {name: (shapes[name], dtype) for name, dtype in INPUT_DTYPES.items()}
+        return {name: (shapes[name], dtype) for name, dtype in self.dtypes.items()}
 
     def input_signature(self) -> dict:
         return self._signature(self.cap)
 
     def get_config(self) -> dict:
         return {"k": self.k, "start_radius": self.start_radius, "radius_step": self.radius_step,
-                "max_atoms": self.max_atoms, "n_cap": self.cap}
+                "max_atoms": self.max_atoms, "n_cap": self.cap, "positional": self.positional,
+                "atom_features": self.atom_features, "elements": self.elements}
 
 
 def build(config: dict, preprocessor: CrystalGraphPreprocessor, task: TaskInfo, target_stats: dict | None = None):
@@ -116,12 +136,12 @@ def build(config: dict, preprocessor: CrystalGraphPreprocessor, task: TaskInfo, 
     import keras
     from keras import ops
 
-    from keras_chem.featurizers.cgcnn_elements import cgcnn_element_table
     from keras_chem.layers.crystal_edges import LineGraph, SphericalEdgeFeatures
     from keras_chem.layers.etgc import ETGC
     from keras_chem.layers.graphwise_transformer import GraphWiseTransformer
     from keras_chem.layers.masked_batch_norm import MaskedBatchNormalization
     from keras_chem.layers.masked_mean import MaskedMean
+    from keras_chem.models.element_vectors import element_vectors
     from keras_chem.models.heads import output_head
 
     k, hidden = preprocessor.k, config["hidden"]
@@ -135,12 +155,9 @@ def build(config: dict, preprocessor: CrystalGraphPreprocessor, task: TaskInfo, 
     atom_z, nbr_idx, nbr_mask, nbr_vec = inputs["atom_z"], inputs["nbr_idx"], inputs["nbr_mask"], inputs["nbr_vec"]
     atom_mask = ops.greater(atom_z, 0)
 
-    table = cgcnn_element_table()
-    atom_features = keras.layers.Embedding(
-        len(table), table.shape[1], embeddings_initializer=keras.initializers.Constant(table), trainable=False, name="cgcnn_elements"
-    )(atom_z)
-    if config["element_embedding"]:
-        learned = keras.layers.Embedding(len(table), config["element_embedding"], name="element_embedding")(atom_z)
+    atom_features = element_vectors(atom_z, config["atom_features"], config["element_embedding"])
+    if config["element_embedding"] and config["atom_features"] != "learned":
+        learned = keras.layers.Embedding(MAX_Z + 1, config["element_embedding"], name="element_embedding")(atom_z)
         atom_features = keras.layers.Concatenate(name="atom_features")([atom_features, learned])
     h = keras.layers.Dense(hidden, name="atom_projection")(atom_features)
 
@@ -190,12 +207,15 @@ class CrysToGraphFamily(ModelFamily):
 
     def preprocessor(self, config: dict) -> CrystalGraphPreprocessor:
         return CrystalGraphPreprocessor(k=config["k"], start_radius=config["start_radius"], radius_step=config["radius_step"],
-                                        max_atoms=config["max_atoms"])
+                                        max_atoms=config["max_atoms"], atom_features=config["atom_features"])
 
     def preprocessor_from_config(self, config: dict) -> CrystalGraphPreprocessor:
         return CrystalGraphPreprocessor(**config)
 
     def check_config(self, config: dict) -> None:
+        check_element_features(config["atom_features"])
+        if config["atom_features"] == "learned" and not config["element_embedding"]:
+            raise ValueError("atom_features learned needs --element-embedding > 0 (the width of the learned vectors)")
         if config["gwt_attention"] not in ("softmax", "sum"):
             raise ValueError(f"gwt_attention must be softmax or sum, not {config['gwt_attention']!r}")
 

@@ -9,10 +9,15 @@ from importlib.metadata import entry_points
 from keras_chem.models.base import ModelFamily
 
 _FAMILIES: dict[str, str] = {
+    "cgcnn": "keras_chem.models.cgcnn",
     "crystograph": "keras_chem.models.crystograph",
     "elembert": "keras_chem.models.elembert",
     "roost": "keras_chem.models.roost",
 }
+
+
+# `kchem pretrain NAME` for a pretraining method known by its own name: (family, objective).
+PRETRAINING_ALIASES: dict[str, tuple[str, str]] = {"crysatom": ("cgcnn", "crysatom")}
 
 
 def register_model(name: str, module: str) -> None:

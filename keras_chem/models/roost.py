@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_chem.featurizers.element_tables import ELEMENT_FEATURES
+from keras_chem.featurizers.element_tables import check_element_features
 from keras_chem.featurizers.progress import map_rows
 from keras_chem.models.base import Features, ModelFamily, PaddedPreprocessor, TaskInfo
 from keras_chem.models.roost_encoder import INPUT_DTYPES, build_encoder, widths
@@ -156,8 +156,7 @@ class RoostFamily(ModelFamily):
         return CompositionPreprocessor(**config)
 
     def check_config(self, config: dict) -> None:
-        if config["element_features"] not in ELEMENT_FEATURES:
-            raise ValueError(f"element_features must be one of {', '.join(ELEMENT_FEATURES)}, not {config['element_features']!r}")
+        check_element_features(config["element_features"])
         for key in ("trunk", "output_hidden"):
             widths(config[key])
         if config["elem_fea_len"] < 2:

@@ -18,22 +18,14 @@ def build_encoder(config: dict, preprocessor):
     import keras
     from keras import ops
 
-    from keras_chem.featurizers.cgcnn_elements import MAX_Z
-    from keras_chem.featurizers.element_tables import element_table
     from keras_chem.layers.residual_network import ResidualNetwork
     from keras_chem.layers.roost_message import RoostMessage
     from keras_chem.layers.weighted_attention_pooling import WeightedAttentionPooling
+    from keras_chem.models.element_vectors import element_vectors
 
     inputs = {name: keras.Input((None,), dtype=dtype, name=name) for name, dtype in INPUT_DTYPES.items()}
     elem_z, fractions, mask = inputs["elem_z"], inputs["elem_frac"], inputs["elem_mask"]
-    table = element_table(config["element_features"])
-    if table is None:
-        elements = keras.layers.Embedding(MAX_Z + 1, config["element_embedding"], name="element_vectors")
-    else:
-        elements = keras.layers.Embedding(len(table), table.shape[1], trainable=False, name="element_vectors")
-    vectors = elements(elem_z)
-    if table is not None:
-        elements.set_weights([table])
+    vectors = element_vectors(elem_z, config["element_features"], config["element_embedding"])
     h = keras.layers.Dense(config["elem_fea_len"] - 1, name="element_projection")(vectors)
     h = ops.concatenate([h, ops.expand_dims(fractions, -1)], axis=-1)
     for i in range(config["n_graph"]):

@@ -59,11 +59,10 @@ def build_barlow_twins(config: dict, preprocessor):
 def hide_elements(elem_z: np.ndarray, elem_mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """`elem_z` with max(1, ⌊0.1·n⌋) random real elements of each row set to 0, the table's zero row
     (a learned table learns that row instead: a mask vector)."""
-    n = elem_mask.sum(axis=1)
-    hidden_count = np.maximum(1, np.floor(MASKED_SHARE * n)).astype(int)
-    scores = np.where(elem_mask, rng.random(elem_z.shape), np.inf)
-    rank = np.argsort(np.argsort(scores, axis=1), axis=1)
-    return np.where(rank < hidden_count[:, None], 0, elem_z).astype(elem_z.dtype)
+    from keras_chem.models.views import random_subset
+
+    hidden_count = np.maximum(1, np.floor(MASKED_SHARE * elem_mask.sum(axis=1))).astype(int)
+    return np.where(random_subset(elem_mask, hidden_count, rng), 0, elem_z).astype(elem_z.dtype)
 
 
 def view_maker(config: dict, preprocessor, arrays=None):

@@ -196,16 +196,21 @@ def for_backend(data):
         dtype = tf.uint8 if as_uint8 and array.dtype == bool else tf.as_dtype(array.dtype)
         return tf.TensorSpec(shape, dtype)
 
-    def batch_spec(array):  # targets and weights: only the batch axis varies
-        return tf.TensorSpec((None, *array.shape[1:]), tf.as_dtype(array.dtype))
+    target_axes = getattr(data, "target_padded_axes", {})
+
+    def target_spec(name, array):  # targets and weights: the batch axis varies, and the padded axes a dict target declares
+        shape = [None if a == 0 or a in target_axes.get(name, ()) else d for a, d in enumerate(array.shape)]
+        return tf.TensorSpec(shape, tf.as_dtype(array.dtype))
+
+    def part_spec(part):
+        if isinstance(part, dict):
+            return {name: target_spec(name, array) for name, array in part.items()}
+        return keras.tree.map_structure(lambda array: target_spec(None, array), part)
 
     first = data[0]
     inputs = first[0] if isinstance(first, tuple) else first
     input_spec = {name: open_spec(name, array) for name, array in inputs.items()}
-    if isinstance(first, tuple):
-        spec = (input_spec, *[keras.tree.map_structure(batch_spec, p) for p in first[1:]])
-    else:
-        spec = input_spec
+    spec = (input_spec, *[part_spec(p) for p in first[1:]]) if isinstance(first, tuple) else input_spec
 
     def generate():
         for index in range(len(data)):

@@ -28,10 +28,12 @@ def _batches_class():
     class ObjectiveBatches(keras.utils.PyDataset):
         """Bucketed batches of input arrays, made into `(x, y, weight)` by the objective's `make`."""
 
-        def __init__(self, arrays, preprocessor, batch_size, make, seed=None, extra_padded_axes=None):
+        def __init__(self, arrays, preprocessor, batch_size, make, seed=None, objective=None):
             super().__init__()
             self.arrays, self.preprocessor, self.batch_size, self.make = arrays, preprocessor, batch_size, make
-            self.padded_axes = {**preprocessor.padded_axes, **(extra_padded_axes or {})}  # `make` may add padded inputs
+            # `make` may add padded inputs and padded targets
+            self.padded_axes = {**preprocessor.padded_axes, **(objective.padded_inputs if objective else {})}
+            self.target_padded_axes = objective.padded_targets if objective else {}
             self.seed, self.epoch = seed, 0
             self.sizes = preprocessor.sizes(arrays)
             self._plan()
@@ -124,17 +126,17 @@ def pretrain(family, objective_name: str, datasets: list[str], config: dict, out
     n_val = max(1, int(n * objective.validation_share))
     val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
     model, encoder = objective.build(config, preprocessor)
-    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]), loss=objective.loss(),
+    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]), loss=objective.loss(), loss_weights=objective.loss_weights,
                   weighted_metrics=objective.metrics() if objective.metrics else None)
     make = objective.make_batch(config, preprocessor, arrays)
     Batches = _batches_class()
     started = time.perf_counter()
     train_input = for_backend(Batches({k: v[train_rows] for k, v in arrays.items()}, preprocessor, config["batch_size"], make, seed=seed,
-                                       extra_padded_axes=objective.padded_inputs))
+                                      objective=objective))
     history = model.fit(
         train_input,
         validation_data=for_backend(Batches({k: v[val_rows] for k, v in arrays.items()}, preprocessor, VALIDATION_BATCH, make,
-                                                       extra_padded_axes=objective.padded_inputs)),
+                                            objective=objective)),
         epochs=config["epochs"],
         shuffle=False,  # the batches are shuffled, within buckets, by `ObjectiveBatches`
         verbose=0,
@@ -165,6 +167,10 @@ def pretrain(family, objective_name: str, datasets: list[str], config: dict, out
     }
     if objective.summary_metric:
         info[f"val_{objective.summary_metric}"] = float(history.history[f"val_{objective.summary_metric}"][best])
+    if objective.element_vectors:
+        from keras_chem.training.element_vectors import write_element_vectors
+
+        info.update(write_element_vectors(encoder, arrays, preprocessor, out, objective.element_vectors))
     atomic_write_json(out / "history.json", history.history)
     atomic_write_json(out / PRETRAIN_INFO_FILE, info)
     return info
