@@ -144,8 +144,10 @@ CRYSATOM = PretrainObjective(
     make_batch=make_batch,
     loss=losses,
     loss_weights=LOSS_WEIGHTS,
+    # the adjacency decoder scores every ordered atom pair: memory grows with the square of the atoms (a
+    # few CEGANN carbon clusters have up to 920), so larger crystals are left out unless --max-atoms says otherwise
     defaults={"atom_features": "cgcnn92", "atom_fea": 200, "conv_layers": 5, "learning_rate": 1e-3, "batch_size": 128,
-              "patience": 10},
+              "patience": 10, "max_atoms": 128},
     validation_share=0.05,
     padded_inputs={"atom_z_1": (1,), "atom_z_2": (1,), "nbr_mask_1": (1,), "nbr_mask_2": (1,)},
     padded_targets={"adjacency": (1, 2), "features": (1,)},

@@ -144,6 +144,7 @@ def pretrain(family, objective_name: str, datasets: list[str], config: dict, out
             epoch_end(train_input),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=config["patience"], restore_best_weights=True),
             EpochProgress("pretraining", config["epochs"]),
+            keras.callbacks.CSVLogger(str(out / "history.csv")),  # one line per finished epoch, to follow a long run
         ],
     )
     tmp = out / f".{PRETRAIN_ENCODER_FILE}.tmp.keras"
