@@ -29,16 +29,13 @@ import platform
 from pathlib import Path
 
 import numpy as np
+from layout_speed import round_up
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 BATCH = 64
 ATOM_MULTIPLE, EDGE_MULTIPLE = 64, 768
 TARGET_RATIO = 2.0
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
 
 
 def flat_batch(arrays: dict, rows: np.ndarray) -> dict:
@@ -56,7 +53,7 @@ def flat_batch(arrays: dict, rows: np.ndarray) -> dict:
     centre = np.broadcast_to(flat_position[..., None], idx.shape)[edge]
     neighbour = (starts[crystal_of_slot] + idx)[edge]
     distance = np.linalg.norm(vec[edge], axis=-1)
-    n_pad, e_pad = _round_up(n + 1, ATOM_MULTIPLE), _round_up(len(centre), EDGE_MULTIPLE)
+    n_pad, e_pad = round_up(n + 1, ATOM_MULTIPLE), round_up(len(centre), EDGE_MULTIPLE)
     dummy = n_pad - 1
     return {
         "atom_z": np.pad(z[real_atoms], (0, n_pad - n)).astype(np.int32),

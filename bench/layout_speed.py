@@ -13,6 +13,10 @@ import time
 import numpy as np
 
 
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
 def whole_batches(model_name: str, dataset: str, n_rows: int, batch: int) -> dict:
     """The first `n_rows` of `dataset` featurized for `model_name` at its defaults, cut to whole batches."""
     from keras_chem.data.loaders import load_dataset

@@ -31,16 +31,13 @@ import platform
 from pathlib import Path
 
 import numpy as np
+from layout_speed import round_up
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 BATCH = 128
 ELEMENT_MULTIPLE, PAIR_MULTIPLE = 32, 64
 TARGET_RATIO = 3.0
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
 
 
 def flat_batch(arrays: dict, rows: np.ndarray) -> dict:
@@ -52,7 +49,7 @@ def flat_batch(arrays: dict, rows: np.ndarray) -> dict:
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     self_idx = np.concatenate([s + np.repeat(np.arange(k), k) for s, k in zip(starts, sizes)])
     nbr_idx = np.concatenate([s + np.tile(np.arange(k), k) for s, k in zip(starts, sizes)])
-    n_pad, p_pad = _round_up(n + 1, ELEMENT_MULTIPLE), _round_up(len(self_idx), PAIR_MULTIPLE)
+    n_pad, p_pad = round_up(n + 1, ELEMENT_MULTIPLE), round_up(len(self_idx), PAIR_MULTIPLE)
     dummy = n_pad - 1
     return {
         "elem_z": np.pad(z[mask], (0, n_pad - n)).astype(np.int32),

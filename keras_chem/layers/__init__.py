@@ -14,6 +14,6 @@ from keras_chem.layers.roost_message import RoostMessage
 from keras_chem.layers.weighted_attention_pooling import WeightedAttentionPooling
 
 __all__ = [
-    "CGCNNConv", "ETGC", "GaussianExpansion", "GraphWiseTransformer", "LineGraph", "MaskedBatchNormalization", "MaskedMean", "PairBilinear", "Rescale",
-    "ResidualNetwork", "RoostMessage", "SphericalEdgeFeatures", "WeightedAttentionPooling",
+    "CGCNNConv", "ETGC", "GaussianExpansion", "GraphWiseTransformer", "LineGraph", "MaskedBatchNormalization", "MaskedMean",
+    "PairBilinear", "Rescale", "ResidualNetwork", "RoostMessage", "SphericalEdgeFeatures", "WeightedAttentionPooling",
 ]
