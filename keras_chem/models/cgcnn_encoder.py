@@ -3,7 +3,9 @@ pretraining (`crysatom.py`)."""
 
 from __future__ import annotations
 
-GRAPH_DTYPES = {"atom_z": "int32", "nbr_idx": "int32", "nbr_mask": "bool", "nbr_vec": "float32"}
+from keras_chem.models.crystograph import INPUT_DTYPES
+
+GRAPH_DTYPES = {name: dtype for name, dtype in INPUT_DTYPES.items() if name != "pe"}  # the crystal graph without positional encodings
 GAUSSIAN_STOP, GAUSSIAN_STEP = 8.0, 0.2  # distance centres 0, 0.2, ..., 8 Å with σ = 0.2: 41 edge features
 
 

@@ -100,7 +100,7 @@ def adjacency_classes(nbr_idx: np.ndarray, nbr_mask: np.ndarray, atom_mask: np.n
     batch, n, _ = nbr_idx.shape
     rows = (np.arange(batch)[:, None, None] * n + np.arange(n)[None, :, None]) * n
     counts = np.bincount((rows + nbr_idx)[nbr_mask], minlength=batch * n * n).reshape(batch, n, n)
-    classes = np.minimum(counts, ADJACENCY_CLASSES - 1).astype(np.int32)
+    classes = np.minimum(counts, ADJACENCY_CLASSES - 1)
     return np.where(atom_mask[:, :, None] & atom_mask[:, None, :], classes, -1).astype(np.int32)
 
 
