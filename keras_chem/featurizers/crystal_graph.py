@@ -47,7 +47,7 @@ def _slots(nl: NeighborList, n: int, k: int) -> tuple[np.ndarray, np.ndarray, np
     return nl.i[keep], slot[keep], keep
 
 
-def _graph_from_pairs(atoms, nl: NeighborList, k: int) -> dict[str, np.ndarray]:
+def graph_from_pairs(atoms, nl: NeighborList, k: int) -> dict[str, np.ndarray]:
     """Scatter a sorted neighbour list into padded [n, k] slots (padding: j = i, vec = 0, mask False)."""
     n = len(atoms)
     rows, slot, keep = _slots(nl, n, k)
@@ -81,7 +81,7 @@ def knn_graph(
     `max_radius` is not enough (e.g. a slab with huge in-plane spacing).
     """
     atoms = _as_atoms(structure)
-    return _graph_from_pairs(atoms, k_nearest(atoms, k, start_radius=start_radius, step=step, max_radius=max_radius), k)
+    return graph_from_pairs(atoms, k_nearest(atoms, k, start_radius=start_radius, step=step, max_radius=max_radius), k)
 
 
 def radius_graph(structure: Any, cutoff: float, max_neighbors: int) -> dict[str, np.ndarray]:
@@ -94,7 +94,7 @@ def radius_graph(structure: Any, cutoff: float, max_neighbors: int) -> dict[str,
     if max_neighbors < 1:
         raise ValueError(f"max_neighbors must be >= 1, got {max_neighbors}")
     atoms = _as_atoms(structure)
-    return _graph_from_pairs(atoms, radius_neighbors(atoms, cutoff), int(max_neighbors))
+    return graph_from_pairs(atoms, radius_neighbors(atoms, cutoff), int(max_neighbors))
 
 
 # ---------------------------------------------------------------- batching

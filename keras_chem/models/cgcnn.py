@@ -33,9 +33,10 @@ def build(config: dict, preprocessor: CrystalGraphPreprocessor, task, target_sta
     from keras import ops
 
     from keras_chem.layers.masked_mean import MaskedMean
-    from keras_chem.models.cgcnn_encoder import convolutions, graph_inputs
+    from keras_chem.models.cgcnn_encoder import convolutions
     from keras_chem.models.element_vectors import element_vectors
     from keras_chem.models.heads import output_head
+    from keras_chem.models.neighbor_graph import graph_inputs
 
     inputs = graph_inputs(preprocessor.k)
     atom_mask = ops.greater(inputs["atom_z"], 0)

@@ -38,8 +38,9 @@ def build_encoder(config: dict, preprocessor):
     import keras
     from keras import ops
 
-    from keras_chem.models.cgcnn_encoder import convolutions, graph_inputs
+    from keras_chem.models.cgcnn_encoder import convolutions
     from keras_chem.models.element_vectors import element_vectors
+    from keras_chem.models.neighbor_graph import graph_inputs
 
     if config["atom_features"] not in BINARY_TABLES:
         raise ValueError(f"crysatom reconstructs a 0/1 input table: --atom-features {' or '.join(BINARY_TABLES)}, "
@@ -65,7 +66,7 @@ def build(config: dict, preprocessor):
     from keras_chem.featurizers.element_tables import element_table
     from keras_chem.layers.bilinear import PairBilinear
     from keras_chem.layers.masked_mean import MaskedMean
-    from keras_chem.models.cgcnn_encoder import graph_inputs
+    from keras_chem.models.neighbor_graph import graph_inputs
 
     encoder = build_encoder(config, preprocessor)
     k = preprocessor.k

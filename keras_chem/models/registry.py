@@ -11,8 +11,10 @@ from keras_chem.models.base import ModelFamily
 _FAMILIES: dict[str, str] = {
     "cgcnn": "keras_chem.models.cgcnn",
     "crystograph": "keras_chem.models.crystograph",
+    "dimenet": "keras_chem.models.dimenet",
     "elembert": "keras_chem.models.elembert",
     "roost": "keras_chem.models.roost",
+    "schnet": "keras_chem.models.schnet",
 }
 
 

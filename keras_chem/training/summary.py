@@ -52,6 +52,7 @@ def summarize(run_dir) -> dict:
         "targets": task.target_names,
         "n_rows_used": len(rows),
         "n_skipped": len(skipped),
+        **({"geometry": geometry} if (geometry := run.model_info()["preprocessor"].get("geometry")) else {}),
         "n_splits": len(fold_metrics),
         "complete": not missing,
         "missing_folds": {str(k): reason for k, reason in missing.items()},
@@ -89,6 +90,7 @@ def _report(config, task, rows, skipped, states, missing, summary, format_markdo
         f"{len(rows)} rows used, {len(skipped)} skipped (see `skipped.csv`), {summary['n_splits']} of {n_folds} splits "
         f"({_split_description(config)}), seed {config.seed}.",
         "",
+        *([f"3-D geometry: {summary['geometry']}.", ""] if "geometry" in summary else []),
         "Mean ± standard deviation over the test folds. " + _METRIC_NOTES[task.task],
         "",
         format_markdown(summary["metrics"]),
