@@ -10,7 +10,7 @@ import pytest
 from keras_chem.layers.schnet import GaussianSmearing, SchNetInteraction
 from keras_chem.training.config import resolve
 from keras_chem.training.runner import run
-from runs import check_round_trip_and_saved_model
+from runs import check_round_trip_and_saved_model, kchem
 
 B, N, K, D = 2, 5, 4, 6
 SIZES = [5, 2]
@@ -134,6 +134,19 @@ def test_predict_applies_the_bad_input_rules(run_dir):
 
 def test_keras_round_trip_and_saved_model(run_dir, tmp_path):
     check_round_trip_and_saved_model(run_dir, bad_molecules()[:3], "structure", tmp_path)
+
+
+@pytest.mark.runner_logic
+def test_attention_picture_and_a_fresh_process_predicts_and_embeds(run_dir, tmp_path):
+    import ase.io
+
+    assert (run_dir / "attention.png").stat().st_size > 10_000
+    molecules = tmp_path / "molecules.extxyz"
+    ase.io.write(molecules, bad_molecules()[:4], format="extxyz")
+    assert "3 predicted, 1 could not be featurized" in " ".join(kchem("predict", str(run_dir), "--input", str(molecules)).stdout.split())
+    kchem("embed", str(run_dir), "--input", str(molecules), "--out", str(tmp_path / "vectors.npz"))
+    with np.load(tmp_path / "vectors.npz") as saved:
+        assert saved["embeddings"].shape == (4, SMALL["hidden"] // 2) and np.isfinite(saved["embeddings"][:3]).all()
 
 
 @pytest.mark.runner_logic

@@ -99,13 +99,15 @@ def _report(config, task, rows, skipped, states, missing, summary, format_markdo
 
 
 def _write_plots(run: RunDirectory, task, rows, finished: list[int]) -> None:
-    """ROC curves, confusion matrix and a t-SNE of every tested row's learned embedding (from the
-    fold that tested it). Pictures are extras: a failure is reported, never fatal."""
+    """ROC curves, confusion matrix, a t-SNE of every tested row's learned embedding (from the
+    fold that tested it), and where an attention readout looks. Pictures are extras: a failure is reported, never fatal."""
     from keras_chem.training.plots import write_run_plots
+    from keras_chem.training.plots.attention import attention_map
 
     try:
         embeddings, labels, label_name = _test_embeddings(run, task, rows, finished)
         write_run_plots(run.path, task.to_dict(), embeddings, labels, label_name)
+        attention_map(run.path)
     except Exception as error:  # noqa: BLE001 - the results are already written
         console.print(f"[yellow]warning:[/] could not draw the run's pictures: {type(error).__name__}: {error}")
 
