@@ -1,4 +1,4 @@
-"""What the layout speed benches (`roost_speed.py`, `cgcnn_speed.py`) share: the rows in whole batches,
+"""What the layout speed benches (`roost_speed.py`, `cgcnn_speed.py`, `geometry_speed.py`) share: the rows in whole batches,
 our padded model against the same model on the original's flat layout timed in one process, and one
 child process per backend."""
 
@@ -17,8 +17,8 @@ def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def whole_batches(model_name: str, dataset: str, n_rows: int, batch: int) -> dict:
-    """The first `n_rows` of `dataset` featurized for `model_name` at its defaults, cut to whole batches."""
+def whole_batches(model_name: str, dataset: str, n_rows: int, batch: int, options: dict | None = None) -> dict:
+    """The first `n_rows` of `dataset` featurized for `model_name` at its defaults (or `options`), cut to whole batches."""
     from keras_chem.data.loaders import load_dataset
     from keras_chem.models.base import TaskInfo
     from keras_chem.models.registry import get_model_family
@@ -26,7 +26,7 @@ def whole_batches(model_name: str, dataset: str, n_rows: int, batch: int) -> dic
     from keras_chem.training.fit import target_stats
 
     family = get_model_family(model_name)
-    config = resolve_model_config(family, {})
+    config = resolve_model_config(family, options or {})
     data = load_dataset(dataset, limit=n_rows)
     preprocessor = family.preprocessor(config)
     features = preprocessor.fit_transform(data.ids, data.inputs, data.input_kind)

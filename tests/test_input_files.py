@@ -76,6 +76,24 @@ def test_poscar_and_extxyz_frames_detected_from_the_content(tmp_path):
     assert file.inputs[2] is None and file.reasons[2]
 
 
+def test_sdf_molecules_keep_their_hydrogens_coordinates_and_names(tmp_path):
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("CCO"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    mol.SetProp("_Name", "ethanol")
+    good = Chem.MolToMolBlock(mol)
+    text = good + "$$$$\n" + "broken\n\n\n  1  0  0  0  0  0  0  0  0  0999 V2000\nM  END\n$$$$\n" + good + "$$$$\n"
+    for path in (_write(tmp_path / "m.sdf.gz", text, gz=True), _write(tmp_path / "renamed", text)):
+        file = read_input_file(path)
+        assert (file.format, file.kind, file.ids[0]) == ("sdf", "structure", "ethanol") and len(file.inputs) == 3
+        atoms = file.inputs[0]
+        assert atoms.get_chemical_formula() == "C2H6O" and not atoms.pbc.any()
+        assert abs(atoms.positions - mol.GetConformer().GetPositions()).max() < 1e-3
+        assert file.inputs[1] is None and file.reasons[1] and file.inputs[2] is not None
+
+
 def test_csv_columns_ids_and_empty_cells(tmp_path):
     file = read_input_file(_write(tmp_path / "m.csv.gz", "name,smiles\na,CCO\nb,\nc,c1ccccc1\n", gz=True))
     assert (file.format, file.kind, file.ids) == ("csv", "smiles", ["a", "b", "c"]) and 1 in file.reasons

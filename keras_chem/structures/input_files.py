@@ -1,8 +1,8 @@
 """Read a file of inputs to predict on, whatever format the dataset loaders read.
 
 CSV (a SMILES or formula column), Matbench JSON (`orient="split"`), CEGANN-style JSON records,
-a JSON list of pymatgen `Structure` dicts, CIF (one or many data blocks), POSCAR and extxyz
-(one or many frames), each optionally gzipped. The format comes from the file name where it
+a JSON list of pymatgen `Structure` dicts, CIF (one or many data blocks), POSCAR, extxyz (one or
+many frames) and SDF (molecules with their 3-D coordinates, hydrogens kept), each optionally gzipped. The format comes from the file name where it
 says one, else from the content. One entry that cannot be read (a broken CIF block, a
 malformed frame, a bad structure dict) becomes a row with a reason; a file that cannot be
 read at all raises `InputFileError`, naming the formats tried.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("csv", "matbench_json", "cegann_json", "pymatgen_json", "cif", "poscar", "extxyz")
+FORMATS = ("csv", "matbench_json", "cegann_json", "pymatgen_json", "cif", "poscar", "extxyz", "sdf")
 SMILES_COLUMNS = ("smiles",)
 FORMULA_COLUMNS = ("formula", "composition")
 ID_COLUMNS = ("id", "mbid", "material_id", "name", "mol_id", "compound_id")
@@ -72,7 +72,7 @@ def read_input_file(path: str | Path, column: str | None = None) -> InputFile:
 
 
 def _tried() -> str:
-    return "CSV, Matbench JSON, CEGANN JSON, a JSON list of pymatgen structures, CIF, POSCAR or extxyz"
+    return "CSV, Matbench JSON, CEGANN JSON, a JSON list of pymatgen structures, CIF, POSCAR, extxyz or SDF"
 
 
 def _one_line(text: Any) -> str:
@@ -88,6 +88,8 @@ def _formats_by_name(name: str) -> list[str]:
         return ["cif"]
     if name.endswith((".extxyz", ".xyz")):
         return ["extxyz"]
+    if name.endswith((".sdf", ".mol")):
+        return ["sdf"]
     if name.endswith((".vasp", ".poscar")) or name.startswith(("poscar", "contcar")):
         return ["poscar"]
     return []
@@ -100,6 +102,8 @@ def _formats_by_content(text: str) -> list[str]:
     if re.search(r"^\s*data_", text, re.MULTILINE) and "_atom_site" in text:
         return ["cif"]
     lines = stripped.splitlines()
+    if "M  END" in text:
+        return ["sdf"]
     if lines and lines[0].strip().isdigit():
         return ["extxyz"]
     if len(lines) >= 5 and _floats(lines[1], 1) and all(_floats(line, 3) for line in lines[2:5]):
@@ -285,6 +289,29 @@ def _read_extxyz(path: Path, text: str, column: str | None) -> InputFile:
     return InputFile(path, "extxyz", "structure", ids, inputs, reasons)
 
 
+def _read_sdf(path: Path, text: str, column: str | None) -> InputFile:
+    """Record by record with RDKit (hydrogens and coordinates as written); a record RDKit cannot read is a row with a reason."""
+    import ase
+    from rdkit import Chem, rdBase
+
+    records = [block for block in text.split("$$$$") if block.strip()]
+    if not records or "M  END" not in records[0]:
+        raise ValueError("no MOL block")
+    ids, inputs, reasons = [], [], {}
+    for i, block in enumerate(records):
+        with rdBase.BlockLogs():
+            mol = Chem.MolFromMolBlock(block.lstrip("\n"), removeHs=False, sanitize=False)
+        name = mol.GetProp("_Name").strip() if mol is not None and mol.HasProp("_Name") else ""
+        ids.append(name or str(i))
+        if mol is None or mol.GetNumConformers() == 0:
+            inputs.append(None)
+            reasons[i] = "unreadable MOL block" if mol is None else "no coordinates"
+            continue
+        numbers = [atom.GetAtomicNum() for atom in mol.GetAtoms()]
+        inputs.append(ase.Atoms(numbers=numbers, positions=mol.GetConformer().GetPositions(), pbc=False))
+    return InputFile(path, "sdf", "structure", ids, inputs, reasons)
+
+
 _READERS = {
     "csv": _read_csv,
     "matbench_json": _read_matbench_json,
@@ -293,4 +320,5 @@ _READERS = {
     "cif": _read_cif,
     "poscar": _read_poscar,
     "extxyz": _read_extxyz,
+    "sdf": _read_sdf,
 }
