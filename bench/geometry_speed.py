@@ -210,8 +210,8 @@ def child(backend: str, model_name: str, dataset: str, n_rows: int, epochs: int,
     difference = max_difference(ours, reference, arrays, order[:BATCH], flat[0][0])
     timed = time_both(ours, reference, flat, setup, backend, BATCH, epochs)
     sizes = preprocessor.sizes(arrays)
-    planned = getattr(timed["train_input"], "keras_chem_source", timed["train_input"]).batches
-    real_slots = float(arrays["nbr_mask"].sum() / sum(size * len(rows) * preprocessor.max_neighbors for rows, size in planned))
+    source = getattr(timed["train_input"], "keras_chem_source", timed["train_input"])
+    real_slots = float(arrays["nbr_mask"].sum() / sum(source[i][0]["nbr_mask"].size for i in range(len(source))))
     return {
         "backend": backend, "model": model_name, "dataset": dataset, "rows": n, "cap": preprocessor.cap, "mean_atoms": float(sizes.mean()),
         "max_neighbors": preprocessor.max_neighbors, "cutoff": preprocessor.cutoff, "geometry": preprocessor.geometry,
@@ -237,7 +237,7 @@ def write(results: list[dict], args) -> None:
         f"`bench/geometry_speed.py --model {args.model}` on {os.cpu_count()} CPU(s): default size{' with ' + str(first['options']) if first['options'] else ''}, "
         f"sum pooling, batch {BATCH}, the first {args.rows} rows of {args.dataset} ({first['geometry']}), cutoff {first['cutoff']:g} Å, "
         f"{first['max_neighbors']} neighbour slots, {args.epochs} timed epochs after one that compiles. Same model and weights (outputs "
-        "compared first). Real slots: the share of our padded neighbour slots (of the atom slots of each batch) that hold a neighbour.",
+        "compared first). Real slots: the share of the neighbour slots of our batches (atom slots × neighbour slots, both trimmed per batch) that hold a neighbour.",
         "",
         "| backend | rows | mean atoms | real slots | ours molecules/s | reference molecules/s | train_ratio | reference XLA | max output diff |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -32,7 +32,7 @@ def gather_nodes(x, idx):
     slot can never fail or read another crystal; the caller masks those slots.
     """
     m = shape_dim(x, 1)
-    feat = tuple(x.shape[2:])
+    feat = tuple(shape_dim(x, a) for a in range(2, len(x.shape)))
     idx = ops.clip(ops.cast(idx, "int32"), 0, m - 1)
     bsz = ops.shape(idx)[0]
     offsets = ops.arange(bsz, dtype="int32") * m

@@ -65,6 +65,7 @@ class PaddedPreprocessor:
     """
 
     padded_axes: dict[str, tuple[int, ...]] = {}  # input name → axes padded to a row's size
+    slot_axes: dict[str, tuple[int, ...]] = {}  # input name → axes `trim_slots` may shorten per batch
     version: int = 1  # bump when the arrays for the same inputs and config change: stale caches are not reused
     bucket_step: int = 8  # batch sizes along the padded axes are multiples of this (`training.batching.bucket_sizes`)
     cap: int | None = None
@@ -85,6 +86,11 @@ class PaddedPreprocessor:
 
     def over_cap_reason(self, size: int) -> str:
         return f"size {size}, over the model's cap of {self.cap}"
+
+    def trim_slots(self, inputs: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+        """A batch trimmed to its bucket `size` → the same batch, its `slot_axes` shortened where
+        nothing real is cut (e.g. the neighbour slots of small molecules); by default unchanged."""
+        return inputs
 
     def fit_transform(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
         features = self.featurize(ids, inputs, input_kind)

@@ -41,7 +41,7 @@ def build(config: dict, preprocessor: RadiusGraphPreprocessor, task: TaskInfo, t
     from keras_chem.models.heads import output_head
     from keras_chem.models.neighbor_graph import graph_inputs
 
-    inputs = graph_inputs(preprocessor.max_neighbors)
+    inputs = graph_inputs(None)  # batches of small molecules carry fewer slots (`trim_slots`)
     atom_z, nbr_idx, nbr_mask = inputs["atom_z"], inputs["nbr_idx"], inputs["nbr_mask"]
     distances = ops.sqrt(ops.sum(ops.square(inputs["nbr_vec"]), axis=-1))
     rbf = BesselBasis(config["radial"], config["cutoff"], name="bessel_basis")(distances, nbr_mask)

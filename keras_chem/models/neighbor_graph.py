@@ -16,8 +16,8 @@ GRAPH_DTYPES = {name: dtype for name, dtype in INPUT_DTYPES.items() if name != "
 MIN_DISTANCE = 0.1  # Å: two atoms closer than this overlap, and the row is skipped
 
 
-def graph_inputs(k: int) -> dict:
-    """One `keras.Input` per graph array, `k` neighbour slots."""
+def graph_inputs(k: int | None) -> dict:
+    """One `keras.Input` per graph array, `k` neighbour slots (None: any number)."""
     import keras
 
     shapes = {"atom_z": (None,), "nbr_idx": (None, k), "nbr_mask": (None, k), "nbr_vec": (None, k, 3)}
@@ -52,6 +52,7 @@ class RadiusGraphPreprocessor(PaddedPreprocessor):
         self.cap = n_cap
         self.geometry = geometry
         self.padded_axes = {name: (1,) for name in GRAPH_DTYPES}
+        self.slot_axes = {"nbr_idx": (2,), "nbr_mask": (2,), "nbr_vec": (2,)}
 
     def _graph(self, atoms) -> tuple[dict | None, str | None]:
         from keras_chem.featurizers.crystal_graph import graph_from_pairs
@@ -102,6 +103,14 @@ class RadiusGraphPreprocessor(PaddedPreprocessor):
 
     def over_cap_reason(self, size: int) -> str:
         return f"{size} atoms, over the model's cap of {self.cap} atoms"
+
+    def trim_slots(self, inputs: dict, size: int) -> dict:
+        """A batch of `size`-atom rows keeps `size − 1` neighbour slots (rounded up to 8) when no real
+        neighbour sits beyond them, as in any batch of molecules; crystals keep theirs (images)."""
+        slots = min(self.max_neighbors, -(-max(size - 1, 1) // 8) * 8)
+        if slots == self.max_neighbors or inputs["nbr_mask"][:, :, slots:].any():
+            return inputs
+        return {name: array[:, :, :slots] if name in self.slot_axes else array for name, array in inputs.items()}
 
     def sizes(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         return np.count_nonzero(arrays["atom_z"], axis=1)

@@ -38,7 +38,7 @@ def build(config: dict, preprocessor: RadiusGraphPreprocessor, task: TaskInfo, t
     from keras_chem.models.heads import output_head
     from keras_chem.models.neighbor_graph import graph_inputs
 
-    inputs = graph_inputs(preprocessor.max_neighbors)
+    inputs = graph_inputs(None)  # batches of small molecules carry fewer slots (`trim_slots`)
     atom_mask = ops.greater(inputs["atom_z"], 0)
     distances = ops.sqrt(ops.sum(ops.square(inputs["nbr_vec"]), axis=-1))
     rbf = GaussianSmearing(config["cutoff"], config["gaussians"], name="distance_gaussians")(distances)

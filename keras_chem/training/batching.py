@@ -121,6 +121,8 @@ def _py_dataset_class():
             self.rows = np.arange(len(next(iter(arrays.values())))) if rows is None else np.asarray(rows)
             self.targets = targets
             self.padded_axes = preprocessor.padded_axes
+            self.slot_axes = preprocessor.slot_axes
+            self.trim_slots = preprocessor.trim_slots
             self.batch_size = batch_size
             self.seed = seed
             self.row_multiple = row_multiple
@@ -143,7 +145,7 @@ def _py_dataset_class():
         def __getitem__(self, index):
             positions, size = self.batches[index]
             rows = self.rows[positions]
-            inputs = trim({k: np.asarray(v[rows]) for k, v in self.arrays.items()}, size, self.padded_axes)
+            inputs = self.trim_slots(trim({k: np.asarray(v[rows]) for k, v in self.arrays.items()}, size, self.padded_axes), size)
             if self.targets is not None:
                 n = -(-len(rows) // self.row_multiple) * self.row_multiple
                 targets = _pad_rows(np.asarray(self.targets[positions], dtype=np.float32), n, np.nan)
@@ -186,13 +188,13 @@ def for_backend(data):
         return data
     import tensorflow as tf
 
-    padded_axes = getattr(data, "padded_axes", {})
+    open_axes = {name: axes + getattr(data, "slot_axes", {}).get(name, ()) for name, axes in getattr(data, "padded_axes", {}).items()}
     # Under a distribution strategy Keras averages a first batch over the replicas to build the
     # model, which fails for bool tensors: masks travel as uint8 and the model's inputs cast them back.
     as_uint8 = tf.distribute.has_strategy()
 
-    def open_spec(name, array):  # inputs: batch and padded axes vary; neighbour and feature axes are fixed
-        shape = [None if a == 0 or a in padded_axes.get(name, ()) else d for a, d in enumerate(array.shape)]
+    def open_spec(name, array):  # inputs: the batch, padded and slot axes vary; feature axes are fixed
+        shape = [None if a == 0 or a in open_axes.get(name, ()) else d for a, d in enumerate(array.shape)]
         dtype = tf.uint8 if as_uint8 and array.dtype == bool else tf.as_dtype(array.dtype)
         return tf.TensorSpec(shape, dtype)
 
