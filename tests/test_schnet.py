@@ -98,6 +98,28 @@ def test_pooled_vector_ignores_rotation_translation_and_atom_order(model, poolin
     np.testing.assert_allclose(embedding[2], embedding[0], rtol=1e-4, atol=1e-5)
 
 
+def test_batches_of_small_molecules_carry_fewer_neighbour_slots():
+    import ase.build
+
+    from keras_chem.models.base import TaskInfo
+    from keras_chem.models.neighbor_graph import RadiusGraphPreprocessor
+    from keras_chem.models.schnet import FAMILY
+    from keras_chem.training.batching import trim
+    from keras_chem.training.config import resolve_model_config
+
+    config = resolve_model_config(FAMILY, {k: v for k, v in SMALL.items() if k in FAMILY.options})
+    preprocessor = FAMILY.preprocessor(config)
+    arrays = preprocessor.fit_transform(["a", "b"], [_methane_like(), ase.build.molecule("CH3CH2OH")], "structure").arrays
+    batch = trim(arrays, 16, preprocessor.padded_axes)
+    small = preprocessor.trim_slots(batch, 16)
+    assert batch["nbr_idx"].shape[2] == 32 and small["nbr_idx"].shape[2] == 16 and small["nbr_mask"].sum() == batch["nbr_mask"].sum()
+    model = FAMILY.build(config, preprocessor, TaskInfo("regression", ["y"]))
+    np.testing.assert_allclose(_np(model(small)), _np(model(batch)), rtol=1e-5, atol=1e-6)
+    crystal = RadiusGraphPreprocessor(cutoff=4.0, max_neighbors=48)
+    copper = crystal.fit_transform(["cu"], [ase.build.bulk("Cu", "fcc", a=3.6)], "structure").arrays
+    assert crystal.trim_slots(trim(copper, 8, crystal.padded_axes), 8)["nbr_idx"].shape[2] == 48  # 18 neighbours (periodic images) for 1 atom
+
+
 def _run(out, dataset, limit, model="schnet", **options):
     options = {"dataset": dataset, "split": "random", "replicates": 1, "limit": limit, "out": str(out), **options}
     return run(resolve(model, {}, options))
