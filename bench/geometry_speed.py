@@ -114,8 +114,7 @@ def dimenet_reference(config: dict, inputs: dict):
     import keras
     from keras import ops
 
-    from keras_chem.layers.dimenet import (BesselBasis, DimeNetEmbedding, DimeNetInteraction, DimeNetOutput, SphericalBasis,
-                                           _residual, swish)
+    from keras_chem.layers.dimenet import BesselBasis, DimeNetEmbedding, DimeNetInteraction, DimeNetOutput, SphericalBasis, swish
 
     class EdgeListEmbedding(DimeNetEmbedding):
         def build(self, atom_z_shape, centre_shape=None, neighbour_shape=None, rbf_shape=None):
@@ -133,13 +132,7 @@ def dimenet_reference(config: dict, inputs: dict):
             x_ji = swish(self.lin_ji(m))
             x_kj = swish(self.lin_down(swish(self.lin_kj(m)) * self.lin_rbf2(self.lin_rbf1(rbf))))
             per_triplet = ops.where(ops.expand_dims(triplet_real, -1), ops.take(x_kj, kj, 0) * self.lin_sbf2(self.lin_sbf1(sbf)), 0.0)
-            h = x_ji + swish(self.lin_up(ops.segment_sum(per_triplet, ji, num_segments=ops.shape(m)[0])))
-            for first, second in self.residuals_before:
-                h = _residual(h, first, second)
-            h = swish(self.lin(h)) + m
-            for first, second in self.residuals_after:
-                h = _residual(h, first, second)
-            return h
+            return self.update(m, x_ji, ops.segment_sum(per_triplet, ji, num_segments=ops.shape(m)[0]))
 
     class EdgeListOutput(DimeNetOutput):
         def build(self, m_shape, rbf_shape=None, centre_shape=None, real_shape=None, atoms_shape=None):

@@ -258,7 +258,11 @@ class DimeNetInteraction(keras.layers.Layer):
         x_kj = swish(self.lin_down(swish(self.lin_kj(m)) * self.lin_rbf2(self.lin_rbf1(rbf))))
         per_triplet = gather_nodes(ops.reshape(x_kj, (-1, n * k, self.int_emb)), kj_idx) * self.lin_sbf2(self.lin_sbf1(sbf))
         summed = ops.sum(ops.where(ops.expand_dims(triplet_mask, -1), per_triplet, 0.0), axis=2)
-        h = x_ji + swish(self.lin_up(ops.reshape(summed, (-1, n, k, self.int_emb))))
+        return self.update(m, x_ji, ops.reshape(summed, (-1, n, k, self.int_emb)))
+
+    def update(self, m, x_ji, summed):
+        """The edge update from the triplet sums `summed` (int_emb wide): up-projection, residual layers, skip."""
+        h = x_ji + swish(self.lin_up(summed))
         for first, second in self.residuals_before:
             h = _residual(h, first, second)
         h = swish(self.lin(h)) + m

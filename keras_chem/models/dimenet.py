@@ -66,10 +66,7 @@ class DimeNetFamily(GeometryFamily):
     name = "dimenet"
     options = DEFAULTS
     max_z = 94  # PyG's Embedding(95, hidden), indexed by Z
-
-    def build(self, config, preprocessor, task, target_stats=None):
-        self.check_config(config)
-        return build(config, preprocessor, task, target_stats)
+    builder = staticmethod(build)
 
 
 FAMILY = DimeNetFamily()

@@ -30,6 +30,11 @@ class GeometryFamily(ModelFamily):
     training_defaults = TRAINING_DEFAULTS
     max_z: int = 99
     embedding_layer = "graph_embedding"
+    builder = None  # the model module's `build(config, preprocessor, task, target_stats)`, as a staticmethod
+
+    def build(self, config, preprocessor, task, target_stats=None):
+        self.check_config(config)
+        return self.builder(config, preprocessor, task, target_stats)
 
     def preprocessor(self, config: dict) -> RadiusGraphPreprocessor:
         return RadiusGraphPreprocessor(cutoff=config["cutoff"], max_neighbors=config["max_neighbors"], max_atoms=config["max_atoms"],

@@ -57,10 +57,7 @@ class SchNetFamily(GeometryFamily):
     name = "schnet"
     options = DEFAULTS
     max_z = 99  # PyG's Embedding(100, hidden), indexed by Z
-
-    def build(self, config, preprocessor, task, target_stats=None):
-        self.check_config(config)
-        return build(config, preprocessor, task, target_stats)
+    builder = staticmethod(build)
 
 
 FAMILY = SchNetFamily()
