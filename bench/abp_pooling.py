@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -81,7 +82,10 @@ def train(task: str, model: str, pooling: str, args) -> dict:
 
 
 def _cell(entry) -> str:
-    return "–" if entry is None else f"{entry['mean']:.4g}" + (f" ± {entry['std']:.2g}" if entry.get("std") else "")
+    if entry is None:
+        return "–"
+    spread = entry.get("std")
+    return f"{entry['mean']:.4g}" + (f" ± {spread:.2g}" if spread is not None and math.isfinite(spread) else "")
 
 
 def _paper(target: str, model: str) -> tuple[str, str]:

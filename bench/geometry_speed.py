@@ -124,8 +124,11 @@ def dimenet_reference(config: dict, inputs: dict):
             x = self.embedding(atom_z)
             return swish(self.lin(ops.concatenate([ops.take(x, centre, 0), ops.take(x, neighbour, 0), swish(self.lin_rbf(rbf))], -1)))
 
+        def compute_output_shape(self, atom_z_shape, centre_shape=None, neighbour_shape=None, rbf_shape=None):
+            return tuple(rbf_shape[:-1]) + (self.hidden,)
+
     class EdgeListInteraction(DimeNetInteraction):
-        def build(self, m_shape, rbf_shape=None, sbf_shape=None, kj_shape=None, ji_shape=None, real_shape=None):
+        def build(self, m_shape, rbf_shape=None, sbf_shape=None, kj_shape=None, ji_shape=None, triplet_real_shape=None):
             super().build(m_shape, rbf_shape, sbf_shape)
 
         def call(self, m, rbf, sbf, kj, ji, triplet_real):
@@ -134,9 +137,15 @@ def dimenet_reference(config: dict, inputs: dict):
             per_triplet = ops.where(ops.expand_dims(triplet_real, -1), ops.take(x_kj, kj, 0) * self.lin_sbf2(self.lin_sbf1(sbf)), 0.0)
             return self.update(m, x_ji, ops.segment_sum(per_triplet, ji, num_segments=ops.shape(m)[0]))
 
+        def compute_output_shape(self, m_shape, rbf_shape=None, sbf_shape=None, kj_shape=None, ji_shape=None, triplet_real_shape=None):
+            return tuple(m_shape)
+
     class EdgeListOutput(DimeNetOutput):
-        def build(self, m_shape, rbf_shape=None, centre_shape=None, real_shape=None, atoms_shape=None):
+        def build(self, m_shape, rbf_shape=None, centre_shape=None, edge_real_shape=None, atom_z_shape=None):
             super().build((None,) + tuple(m_shape), rbf_shape)
+
+        def compute_output_shape(self, m_shape, rbf_shape=None, centre_shape=None, edge_real_shape=None, atom_z_shape=None):
+            return (None, self.out)
 
         def call(self, m, rbf, centre, edge_real, atom_z):
             x = ops.segment_sum(ops.where(ops.expand_dims(edge_real, -1), self.lin_rbf(rbf) * m, 0.0), centre, num_segments=ops.shape(atom_z)[0])

@@ -62,5 +62,3 @@ class GeometryFamily(ModelFamily):
         from keras_chem.losses.masked import MaskedMeanAbsoluteError
 
         return MaskedMeanAbsoluteError(scale=(target_stats or {}).get("std"))
-
-
