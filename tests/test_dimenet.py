@@ -27,6 +27,15 @@ def _envelope(x, p=6):
     return (1 / x - (p + 1) * (p + 2) / 2 * x ** (p - 1) + p * (p + 2) * x**p - p * (p + 1) / 2 * x ** (p + 1)) * (x < 1)
 
 
+def test_glorot_orthogonal_weights():
+    from keras_chem.layers.dimenet import GlorotOrthogonal
+
+    w = _np(GlorotOrthogonal()((64, 32)))
+    assert np.var(w) == pytest.approx(2.0 / 96, rel=1e-3)
+    gram = w.T @ w
+    np.testing.assert_allclose(gram, np.eye(32) * gram[0, 0], atol=1e-4)  # orthogonal columns, equal norms
+
+
 def test_envelope_and_bessel_basis():
     x = np.array([0.2, 0.5, 0.999, 1.0, 1.3], np.float32)
     np.testing.assert_allclose(_np(envelope(x)), _envelope(x.astype(np.float64)), rtol=1e-5, atol=1e-5)

@@ -39,8 +39,8 @@ class GlorotOrthogonal(keras.initializers.Initializer):
         return {"scale": self.scale, "seed": self.seed}
 
 
-def _dense(units, name, use_bias=True, kernel_initializer=None):
-    return keras.layers.Dense(units, use_bias=use_bias, name=name, kernel_initializer=kernel_initializer or GlorotOrthogonal())
+def _dense(units, name, use_bias=True):
+    return keras.layers.Dense(units, use_bias=use_bias, name=name, kernel_initializer=GlorotOrthogonal())
 
 
 def swish(x):

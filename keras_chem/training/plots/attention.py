@@ -54,34 +54,36 @@ def _scatter(ax, atoms, weights: np.ndarray) -> None:
 
 
 def attention_map(run_dir, n_shown: int = N_SHOWN) -> Path | None:
-    """Write `attention.png` for the first `n_shown` test rows of the run's first fold; None when the
-    run's readout is not a Set Transformer."""
+    """Write `attention.png` for the first `n_shown` test rows of the run's first finished fold; None when
+    the run's readout is not a Set Transformer."""
     import io
 
     import keras
     import matplotlib.image
 
-    from keras_chem.export import fold_model_paths
-    from keras_chem.inference import _featurized
-    from keras_chem.layers.set_transformer import SetTransformerPooling
+    from keras_chem.data.loaders import load_dataset
+    from keras_chem.models.registry import family_from_info
     from keras_chem.models.saving import load_model
     from keras_chem.structures.crystals import to_atoms
     from keras_chem.training.plots.figures import _figure, _grid, _save
     from keras_chem.training.run_files import RunDirectory
-    from keras_chem.training.runner import load_run_dataset
 
     run = RunDirectory(run_dir)
-    if run.config().model_config.get("pooling") != "abp":
+    config = run.config()
+    if config.model_config.get("pooling") != "abp":
         return None
-    path = fold_model_paths(run_dir)[0]
-    model = load_model(path)
+    fold = next(k for k in run.fold_indices() if run.is_finished(k))
+    model = load_model(run.fold(fold) / "model.keras")
     pool = model.get_layer("pool")
-    if not isinstance(pool, SetTransformerPooling):
+    if not hasattr(pool, "attention_scores"):  # a Set Transformer readout
         return None
-    test = run.splits()[int(path.parent.name.split("_")[1])].test[:n_shown]
-    rows, data = run.rows(), load_run_dataset(run.config())
+    test = run.splits()[fold].test[:n_shown]
+    rows, data = run.rows(), load_dataset(config.dataset, limit=config.limit)
     inputs = [data.inputs[r] for r in rows.file_rows[test]]
-    _, _, features, where, _ = _featurized(run_dir, inputs, data.input_kind, None)
+    info = run.model_info()
+    preprocessor = family_from_info(info).preprocessor_from_config(info["preprocessor"])
+    features = preprocessor.transform([str(i) for i in range(len(inputs))], inputs, data.input_kind)
+    where = features.kept
     atom_vectors, real = keras.Model(model.inputs, pool.input)(features.arrays)
     scores = np.asarray(keras.ops.convert_to_numpy(pool.attention_scores(atom_vectors, real))).mean(axis=1)
     n_rows, n_cols = _grid(len(where), ncols_max=3)
@@ -98,5 +100,5 @@ def attention_map(run_dir, n_shown: int = N_SHOWN) -> Path | None:
         elif atoms is not None:
             _scatter(ax, atoms, weights[:n_atoms])
         ax.set_title(f"{rows.ids[test[position]]}: max weight {weights[:n_atoms].max():.2f}", fontsize=9)
-    fig.suptitle("Attention of the readout's seeds over the atoms (test rows of the first fold)")
+    fig.suptitle(f"Attention of the readout's seeds over the atoms (test rows of fold {fold})")
     return _save(fig, Path(run_dir) / ATTENTION_PNG)
