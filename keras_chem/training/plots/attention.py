@@ -79,7 +79,8 @@ def attention_map(run_dir, n_shown: int = N_SHOWN) -> Path | None:
         return None
     test = run.splits()[fold].test[:n_shown]
     rows, data = run.rows(), load_dataset(config.dataset, limit=config.limit)
-    inputs = [data.inputs[r] for r in rows.file_rows[test]]
+    position_of = {int(r): i for i, r in enumerate(data.rows)}  # file row → dataset position (a loader may deduplicate)
+    inputs = [data.inputs[position_of[int(r)]] for r in rows.file_rows[test]]
     info = run.model_info()
     preprocessor = family_from_info(info).preprocessor_from_config(info["preprocessor"])
     features = preprocessor.transform([str(i) for i in range(len(inputs))], inputs, data.input_kind)
