@@ -14,7 +14,7 @@ relative improvement of ABP over sum; ours as (sum − abp) / sum.
 
 Run: `KCHEM_DATA_DIR=../shared/data .venv/bin/python bench/abp_pooling.py [--only qm9_smoke qm7 qm8 qm9_gap]
 [--models schnet dimenet] [--poolings sum abp mean] [--replicates 1] [--epochs 30] [--patience 10]
-[--learning-rate 5e-4] [--qm9-rows 20000] [--backend jax]`. Runs go to bench/runs/ (a finished run is
+[--learning-rate 5e-4] [--qm9-rows 20000] [--backend tensorflow]`. Runs go to bench/runs/ (a finished run is
 collected, not retrained); results to bench/results/abp_pooling.{json,md}, rows of other budgets kept.
 """
 
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--abp-hidden", type=int, default=128)
     parser.add_argument("--abp-heads", type=int, default=8)
     parser.add_argument("--qm9-rows", type=int, default=20000)
-    parser.add_argument("--backend", default="jax")
+    parser.add_argument("--backend", default="tensorflow", help="tensorflow trains these padded geometry models 2-4x faster on CPU (bench/geometry_speed.py)")
     args = parser.parse_args()
     rows = []
     for task in args.only:

@@ -10,7 +10,7 @@ from keras_chem.models.base import TaskInfo
 from keras_chem.models.elembert import FAMILY, ElembertPreprocessor
 from keras_chem.models.elembert_pretrain import load_pretrained_encoder, mask_maker
 from keras_chem.training.config import resolve_model_config
-from keras_chem.training.pretrain import pretrain
+from keras_chem.training.pretrain import build_corpus, pretrain
 
 V0 = resolve_model_config(FAMILY, {"tokens": "v0", "epochs": 2, "batch_size": 16})
 
@@ -51,3 +51,24 @@ def test_pretrain_then_init_transfers_the_encoder(tmp_path):
         load_pretrained_encoder(tmp_path, V0, pre.vocabulary.tokens)
     with pytest.raises(ValueError, match="no pretraining objective 'ssl'"):
         pretrain(FAMILY, "ssl", ["bbbp"], V0, tmp_path / "other")
+
+
+@pytest.mark.backend_independent
+def test_corpus_knows_a_molecule_by_its_canonical_smiles():
+    """ToxCast's first rows are mostly Tox21 molecules spelled differently: excluding Tox21 must
+    catch them by canonical SMILES, and isomers (equal V0 tokens) must both stay."""
+    from keras_chem.data.dedup import smiles_key
+    from keras_chem.data.loaders import load_dataset
+
+    toxcast = load_dataset("toxcast", limit=200)
+    tox21 = load_dataset("tox21")
+    spelled_alike = len(set(toxcast.inputs) & set(tox21.inputs))
+    in_tox21 = len({smiles_key(s) for s in toxcast.inputs} & {smiles_key(s) for s in tox21.inputs})
+    assert in_tox21 > 2 * spelled_alike
+    arrays, preprocessor, counts = build_corpus(FAMILY, V0, ["toxcast"], exclude=["tox21"], limit=200)
+    assert counts["n_excluded"] >= in_tox21 and len(arrays["tokens"]) == counts["n_featurized"] - counts["n_excluded"] - counts["n_duplicates"]
+    assert preprocessor.cap == arrays["tokens"].shape[1]
+
+    arrays, _, _ = build_corpus(FAMILY, V0, ["esol"])
+    assert len(arrays["tokens"]) == len({smiles_key(s) for s in load_dataset("esol").inputs})
+    assert len(np.unique(arrays["tokens"], axis=0)) < len(arrays["tokens"])  # isomers: equal V0 tokens, both kept

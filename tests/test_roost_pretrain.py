@@ -83,14 +83,16 @@ def test_pretrain_then_fine_tune_from_the_encoder(tmp_path):
 
 
 def test_corpus_takes_each_composition_once_and_leaves_out_excluded_datasets():
-    from keras_chem.models.roost import CompositionPreprocessor
+    from keras_chem.models.roost import FAMILY
+    from keras_chem.training.config import resolve_model_config
     from keras_chem.training.pretrain import build_corpus
 
-    preprocessor = CompositionPreprocessor()
-    arrays, counts = build_corpus(preprocessor, ["matbench_phonons_composition", "matbench_phonons", "roost_expt_non_metals"], limit=40)
+    config = resolve_model_config(FAMILY, {})
+    arrays, preprocessor, counts = build_corpus(FAMILY, config, ["matbench_phonons_composition", "matbench_phonons", "roost_expt_non_metals"],
+                                                limit=40)
     assert counts["n_featurized"] == 120 and counts["n_duplicates"] >= 40  # a structure's cell is its formula
     assert len(arrays["elem_z"]) == 120 - counts["n_duplicates"] and preprocessor.cap == arrays["elem_z"].shape[1]
-    _, counts = build_corpus(CompositionPreprocessor(), ["matbench_phonons", "roost_expt_non_metals"], ["matbench_phonons_composition"], 40)
+    _, _, counts = build_corpus(FAMILY, config, ["matbench_phonons", "roost_expt_non_metals"], ["matbench_phonons_composition"], 40)
     assert counts["n_excluded"] >= 40  # every phonons row, and the non-metals that are phonons materials too
 
 

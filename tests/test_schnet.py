@@ -128,7 +128,7 @@ def _run(out, dataset, limit, model="schnet", **options):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("schnet")
-    summary = _run(out, "qm9_first500_u0", 48, pooling="abp", **SMALL)
+    summary = _run(out, "qm9_first500_u0", 48, pooling="abp", **{**SMALL, "batch_size": 64})  # one shape to compile
     assert np.isfinite(summary["metrics"]["mae"]["mean"]) and summary["geometry"] == "the coordinates given"
     return out
 

@@ -73,6 +73,11 @@ def _metrics():
     return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
 
+# every molecule dataset of the registry (QM9 once: its other files hold the same molecules), about 324k rows
+MOLECULE_CORPUS = ("tox21", "toxcast", "bbbp", "bace", "clintox", "sider", "hiv", "muv", "qm7", "qm8", "qm9_hlg", "esol", "freesolv",
+                   "lipophilicity")
+
+
 MASKED_TOKENS = PretrainObjective(
     name="mlm",
     description="masked atom tokens (15 %, BERT's 80/10/10), predicted through the tied token embedding",
@@ -81,6 +86,7 @@ MASKED_TOKENS = PretrainObjective(
     loss=_loss,
     metrics=_metrics,
     summary_metric="accuracy",
+    default_datasets=MOLECULE_CORPUS,
 )
 
 

@@ -57,45 +57,78 @@ def _batches_class():
     return ObjectiveBatches
 
 
-def _featurized(preprocessor, names: list[str], limit: int | None):
-    """The unpadded features of every named dataset's inputs, and their skipped rows."""
+def _store(family, config: dict, data):
+    """The feature store of `data`'s inputs (streamed in chunks, resumable, shared with training runs
+    on the same rows) and the preprocessor fitted to it."""
+    from types import SimpleNamespace
+
+    from keras_chem.training.features import featurize_dataset
+
+    return featurize_dataset(SimpleNamespace(model=family.name, model_config=config), family, data)
+
+
+def _identities(store, preprocessor, data, chunk: int = 8192) -> list:
+    """What makes each featurized row the same input as another: its canonical SMILES for molecules
+    given as SMILES (two spellings of a molecule get different conformers, and V0 tokens do not tell
+    isomers apart), else its features."""
+    from keras_chem.data.dedup import smiles_key
+    from keras_chem.models.base import row_keys
+
+    if data.input_kind == "smiles":
+        return [smiles_key(data.inputs[i]) for i in store.kept]
+    keys = []
+    for start in range(0, len(store.kept), chunk):
+        part = {k: np.asarray(v[start : start + chunk]) for k, v in store.arrays.items()}
+        keys += row_keys(part, preprocessor.sizes(part), preprocessor.padded_axes)
+    return keys
+
+
+def _excluded_identities(family, config: dict, names: list[str]) -> set:
+    from keras_chem.data.dedup import smiles_key
     from keras_chem.data.loaders import load_dataset
 
-    parts, skipped = [], []
+    excluded = set()
     for name in names:
-        data = load_dataset(name, limit=limit)
-        features = preprocessor.featurize([f"{name}/{i}" for i in data.ids], data.inputs, data.input_kind)
-        parts.append(features.arrays)
-        skipped += features.skipped
-    return parts, skipped
-
-
-def build_corpus(preprocessor, datasets: list[str], exclude: list[str] = (), limit: int | None = None) -> tuple[dict, dict]:
-    """The inputs of `datasets` featurized, padded to one cap (set on `preprocessor`), with repeated
-    inputs and every input of the `exclude` datasets (benchmarks to be tested on later) removed.
-    Returns the arrays and counts for the report."""
-    from keras_chem.models.base import pad_arrays, row_keys
-
-    parts, skipped = _featurized(preprocessor, list(datasets), limit)
-    if not any(len(next(iter(part.values()))) for part in parts):
-        raise ValueError("no input could be featurized; see the skipped rows")
-    excluded_keys = set()
-    for part in _featurized(preprocessor, list(exclude), None)[0]:
-        excluded_keys.update(row_keys(part, preprocessor.sizes(part), preprocessor.padded_axes))
-    preprocessor.cap = int(max(preprocessor.sizes(part).max() for part in parts if len(next(iter(part.values())))))
-    arrays = {k: np.concatenate([pad_arrays(part, preprocessor.cap, preprocessor.padded_axes)[k] for part in parts]) for k in parts[0]}
-    keys = row_keys(arrays, preprocessor.sizes(arrays), preprocessor.padded_axes)
-    seen, keep, duplicates, excluded = set(), [], 0, 0
-    for i, key in enumerate(keys):
-        if key in excluded_keys:
-            excluded += 1
-        elif key in seen:
-            duplicates += 1
+        data = load_dataset(name)
+        if data.input_kind == "smiles":  # every row, featurizable or not
+            excluded.update(smiles_key(s) for s in data.inputs)
         else:
-            seen.add(key)
-            keep.append(i)
-    counts = {"n_featurized": len(keys), "n_skipped": len(skipped), "n_duplicates": duplicates, "n_excluded": excluded}
-    return {k: v[keep] for k, v in arrays.items()}, counts
+            excluded.update(_identities(*_store(family, config, data), data))
+    return excluded
+
+
+def build_corpus(family, config: dict, datasets: list[str], exclude: list[str] = (), limit: int | None = None):
+    """`(arrays, preprocessor, counts)`: the inputs of `datasets` featurized and padded to one cap
+    (the preprocessor's), each input once (see `_identities`) and none of the `exclude` datasets'
+    inputs (benchmarks to be tested on later)."""
+    from keras_chem.data.loaders import load_dataset
+    from keras_chem.models.base import pad_arrays
+
+    excluded = _excluded_identities(family, config, list(exclude))
+    seen, parts, cap = set(), [], 0
+    counts = {"n_featurized": 0, "n_skipped": 0, "n_duplicates": 0, "n_excluded": 0}
+    for name in datasets:
+        data = load_dataset(name, limit=limit)
+        store, fitted = _store(family, config, data)
+        keep = []
+        for i, identity in enumerate(_identities(store, fitted, data)):
+            if identity in excluded:
+                counts["n_excluded"] += 1
+            elif identity in seen:
+                counts["n_duplicates"] += 1
+            else:
+                seen.add(identity)
+                keep.append(i)
+        counts["n_featurized"] += len(store.kept)
+        counts["n_skipped"] += len(data.skipped) + len(store.skipped)
+        parts.append({k: np.asarray(v[keep]) for k, v in store.arrays.items()})
+        cap = max(cap, fitted.cap or 0)
+    if not counts["n_featurized"]:
+        raise ValueError("no input could be featurized; see the skipped rows")
+    preprocessor = family.preprocessor(config)
+    preprocessor.cap = int(cap)
+    arrays = {k: np.concatenate([pad_arrays(part, preprocessor.cap, preprocessor.padded_axes)[k] for part in parts]) for k in parts[0]}
+    return arrays, preprocessor, counts
 
 
 def pretrain(family, objective_name: str, datasets: list[str], config: dict, out: str | Path, seed: int = 0,
@@ -114,8 +147,7 @@ def pretrain(family, objective_name: str, datasets: list[str], config: dict, out
     objective = family.pretraining[objective_name]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    preprocessor = family.preprocessor(config)
-    arrays, counts = build_corpus(preprocessor, datasets, exclude, limit)
+    arrays, preprocessor, counts = build_corpus(family, config, datasets, exclude, limit)
     n = len(next(iter(arrays.values())))
     console.print(f"pretraining ({objective.name}: {objective.description}) on {n} inputs from {', '.join(datasets)} "
                   f"({counts['n_skipped']} skipped, {counts['n_duplicates']} repeated, {counts['n_excluded']} in "
