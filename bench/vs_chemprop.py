@@ -1,0 +1,193 @@
+"""elEmBERT against chemprop 2 (D-MPNN) on exactly the same rows and splits: honest per-task ROC-AUC and PR-AUC.
+
+For every dataset, split kind and seed, keras-chem trains elEmBERT first (`kchem train elembert --split KIND
+--replicates 1 --seed S`); its run directory holds the split it made (`splits.json`, data-file rows) and the rows
+it could featurize (`rows.npz`). chemprop then trains on a CSV of exactly those rows with that split (its own
+`--splits-file` format), once per `--chemprop-epochs` value (30 is its default), in an environment of its own
+that this script creates (`bench/.chemprop-venv`: chemprop 2.x from PyPI, not a keras-chem dependency).
+Every `--elembert NAME=OPTIONS` variant after the first replays the first's `splits.json`. All test predictions
+are scored by one function, `keras_chem.metrics.classification.binary_metrics`: the mean over tasks of ROC-AUC
+and PR-AUC, a task with one class among its labelled test rows left out (chemprop's own logged test AUC agrees on
+one task; on several it pools every task's labels into one AUC, so it is not used).
+
+Run: `KCHEM_DATA_DIR=../shared/data .venv/bin/python bench/vs_chemprop.py [--datasets tox21 bbbp bace clintox
+sider hiv] [--splits random scaffold] [--seeds 0 1 2] [--chemprop-epochs 30 100] [--elembert scratch=
+pretrained="--init weights/elembert_v1"] [--limit N]`. Runs go to bench/runs/vs_chemprop/ (a finished run is
+read, not retrained); results to bench/results/vs_chemprop.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RUNS = HERE / "runs" / "vs_chemprop"
+RESULTS = HERE / "results"
+CHEMPROP_VENV = HERE / ".chemprop-venv"
+CHEMPROP = "chemprop>=2.1,<3"
+TORCH = "torch==2.13.0"  # the CPU build this machine keeps on disk; a bare `torch` would fetch a CUDA build
+
+
+def chemprop_bin() -> Path:
+    binary = CHEMPROP_VENV / "bin" / "chemprop"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(CHEMPROP_VENV)], check=True)
+        subprocess.run([str(CHEMPROP_VENV / "bin" / "pip"), "install", "--quiet", TORCH, CHEMPROP], check=True)
+    return binary
+
+
+def timed(command: list[str], log: Path) -> float:
+    print("$ " + shlex.join(command), flush=True)
+    started = time.perf_counter()
+    with open(log, "w") as handle:
+        subprocess.run(command, check=True, stdout=handle, stderr=subprocess.STDOUT, cwd=HERE.parent,
+                       env={**os.environ, "KCHEM_PROGRESS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return round(time.perf_counter() - started, 1)
+
+
+def train_elembert(out: Path, dataset: str, split: str, seed: int, options: str, splits_file: Path | None, args) -> float:
+    if (out / "summary.json").exists():
+        return json.loads((out / "wall_seconds.json").read_text())["seconds"]
+    where = ["--splits-file", str(splits_file)] if splits_file else ["--split", split, "--replicates", "1"]
+    command = [sys.executable, "-m", "keras_chem.cli", "train", "elembert", "--dataset", dataset, *where, "--seed", str(seed),
+               *(["--limit", str(args.limit)] if args.limit else []), *shlex.split(options), "--out", str(out)]
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = timed(command, out.parent / f"{out.name}.log")
+    (out / "wall_seconds.json").write_text(json.dumps({"seconds": seconds}))
+    return seconds
+
+
+def elembert_predictions(out: Path) -> tuple[list[int], np.ndarray, np.ndarray, list[str]]:
+    """File rows, targets and predicted probabilities of the test rows of a one-split run."""
+    with open(out / "fold_0" / "test_predictions.csv") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = list(reader)
+    tasks = [name[: -len("_pred")] for name in header if name.endswith("_pred")]
+    values = np.array([[float(v) if v else math.nan for v in row[2:]] for row in rows])
+    return [int(row[0]) for row in rows], values[:, : len(tasks)], values[:, len(tasks) : 2 * len(tasks)], tasks
+
+
+def train_chemprop(out: Path, run: Path, epochs: int) -> tuple[list[int], np.ndarray, float]:
+    """chemprop on the rows and split of elEmBERT run `run`; the test rows (data-file rows) and their probabilities."""
+    with np.load(run / "rows.npz", allow_pickle=False) as saved:
+        file_rows, targets = saved["file_rows"].tolist(), saved["targets"]
+    split = json.loads((run / "splits.json").read_text())[0]
+    _, _, _, tasks = elembert_predictions(run)
+    position = {row: i for i, row in enumerate(file_rows)}
+    predictions = out / "model_0" / "test_predictions.csv"
+    if not predictions.exists():
+        from keras_chem.data.loaders import load_dataset
+
+        config = json.loads((run / "config.json").read_text())
+        data = load_dataset(config["dataset"], limit=config.get("limit"))
+        smiles = dict(zip(data.rows.tolist(), data.inputs))
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "data.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["smiles", *tasks])
+            for row, values in zip(file_rows, targets):
+                writer.writerow([smiles[row], *("" if math.isnan(v) else int(v) for v in values)])
+        (out / "splits.json").write_text(json.dumps([{part: sorted(position[r] for r in split[part]) for part in ("train", "val", "test")}]))
+        seconds = timed([str(chemprop_bin()), "train", "--data-path", str(out / "data.csv"), "-s", "smiles", "--target-columns", *tasks,
+                         "--task-type", "classification", "--splits-file", str(out / "splits.json"), "--epochs", str(epochs),
+                         "--output-dir", str(out), "--num-workers", "0", "--accelerator", "cpu"], out.parent / f"{out.name}.log")
+        (out / "wall_seconds.json").write_text(json.dumps({"seconds": seconds}))
+    with open(out / "data.csv") as handle:
+        written = [row[0] for row in csv.reader(handle)][1:]
+    test_rows = sorted(split["test"], key=lambda r: position[r])
+    with open(predictions) as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        predicted = list(reader)
+    if [row[0] for row in predicted] != [written[position[r]] for r in test_rows]:
+        raise RuntimeError(f"{predictions}: its rows are not the test rows of {out / 'splits.json'} in order")
+    probabilities = np.array([[float(v) for v in row[1:]] for row in predicted])
+    return test_rows, probabilities, json.loads((out / "wall_seconds.json").read_text())["seconds"]
+
+
+def score(rows: list[int], probabilities: np.ndarray, truth: dict[int, np.ndarray], tasks: list[str]) -> dict:
+    from keras_chem.metrics.classification import binary_metrics
+
+    metrics = binary_metrics(np.array([truth[r] for r in rows]), probabilities, tasks)
+    return {"roc_auc": metrics["roc_auc"], "pr_auc": metrics["pr_auc"], "n_tasks_scored": metrics["n_tasks_scored"], "n_test": len(rows)}
+
+
+def one_split(dataset: str, split: str, seed: int, args) -> list[dict]:
+    base = RUNS / f"{dataset}{f'-n{args.limit}' if args.limit else ''}-{split}-s{seed}"
+    results, first = [], None
+    for name, options in args.elembert:
+        out = base / f"elembert-{name}"
+        seconds = train_elembert(out, dataset, split, seed, options, first and first / "splits.json", args)
+        rows, targets, probabilities, variant_tasks = elembert_predictions(out)
+        if first is None:
+            first, truth, tasks = out, dict(zip(rows, targets)), variant_tasks
+        results.append({"model": f"elembert ({name})", **score(rows, probabilities, truth, variant_tasks), "seconds": seconds})
+    for epochs in args.chemprop_epochs:
+        rows, probabilities, seconds = train_chemprop(base / f"chemprop-e{epochs}", first, epochs)
+        results.append({"model": f"chemprop ({epochs} epochs)", **score(rows, probabilities, truth, tasks), "seconds": seconds})
+    return [{"dataset": dataset, "split": split, "seed": seed, **r} for r in results]
+
+
+def _cell(values: list[float]) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "–"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def write(results: list[dict], args) -> None:
+    from keras_chem.io import atomic_write_json, atomic_write_text
+
+    RESULTS.mkdir(exist_ok=True)
+    atomic_write_json(RESULTS / "vs_chemprop.json", {"meta": {"cpus": os.cpu_count(), "limit": args.limit,
+                                                             "elembert": dict(args.elembert)}, "results": results})
+    lines = [f"`bench/vs_chemprop.py` on {os.cpu_count()} CPU(s): test ROC-AUC and PR-AUC, mean over tasks, mean ± std over "
+             "the seeds run (n), the same rows and splits for every model; wall time per run (training + test).", "",
+             "| dataset | split | model | n | ROC-AUC | PR-AUC | seconds |", "|---|---|---|---|---|---|---|"]
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["split"], r["model"]), []).append(r)
+    for (dataset, split, model), rs in groups.items():
+        lines.append(f"| {dataset} | {split} | {model} | {len(rs)} | {_cell([r['roc_auc'] for r in rs])} | "
+                     f"{_cell([r['pr_auc'] for r in rs])} | {np.mean([r['seconds'] for r in rs]):.0f} |")
+    atomic_write_text(RESULTS / "vs_chemprop.md", "\n".join(lines) + "\n")
+
+
+def variant(text: str) -> tuple[str, str]:
+    name, _, options = text.partition("=")
+    return name, options
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["tox21", "bbbp", "bace", "clintox", "sider", "hiv"])
+    parser.add_argument("--splits", nargs="+", choices=["random", "scaffold"], default=["random", "scaffold"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--chemprop-epochs", nargs="+", type=int, default=[30, 100])
+    parser.add_argument("--elembert", nargs="+", type=variant, default=[("scratch", "")],
+                        help="NAME=OPTIONS for `kchem train elembert`, one model each; the first makes the splits")
+    parser.add_argument("--limit", type=int, default=None, help="the first N rows of each dataset (a quick check)")
+    args = parser.parse_args()
+    results = []
+    for dataset in args.datasets:
+        for split in args.splits:
+            for seed in args.seeds:
+                results += one_split(dataset, split, seed, args)
+                write(results, args)
+    print((RESULTS / "vs_chemprop.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
