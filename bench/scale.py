@@ -46,7 +46,7 @@ config = resolve("elembert", {}, {"dataset": dataset, "tokens": tokens, "limit":
 started = time.perf_counter()
 data = load_dataset(dataset, limit=limit)
 loaded = time.perf_counter()
-store, preprocessor = featurize_dataset(config, get_model_family("elembert"), data)
+store, preprocessor = featurize_dataset(get_model_family("elembert"), config.model_config, data)
 done = time.perf_counter()
 sizes = row_sizes(store.arrays, np.arange(len(store.kept)), preprocessor)
 ladder = bucket_sizes(store.meta["cap"])

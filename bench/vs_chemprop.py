@@ -79,12 +79,11 @@ def elembert_predictions(out: Path) -> tuple[list[int], np.ndarray, np.ndarray, 
     return [int(row[0]) for row in rows], values[:, : len(tasks)], values[:, len(tasks) : 2 * len(tasks)], tasks
 
 
-def train_chemprop(out: Path, run: Path, epochs: int) -> tuple[list[int], np.ndarray, float]:
-    """chemprop on the rows and split of elEmBERT run `run`; the test rows (data-file rows) and their probabilities."""
+def train_chemprop(out: Path, run: Path, tasks: list[str], epochs: int) -> tuple[list[int], np.ndarray, float]:
+    """chemprop on the rows, split and `tasks` of elEmBERT run `run`; the test rows (data-file rows) and their probabilities."""
     with np.load(run / "rows.npz", allow_pickle=False) as saved:
         file_rows, targets = saved["file_rows"].tolist(), saved["targets"]
     split = json.loads((run / "splits.json").read_text())[0]
-    _, _, _, tasks = elembert_predictions(run)
     position = {row: i for i, row in enumerate(file_rows)}
     predictions = out / "model_0" / "test_predictions.csv"
     if not predictions.exists():
@@ -135,7 +134,7 @@ def one_split(dataset: str, split: str, seed: int, args) -> list[dict]:
             first, truth, tasks = out, dict(zip(rows, targets)), variant_tasks
         results.append({"model": f"elembert ({name})", **score(rows, probabilities, truth, variant_tasks), "seconds": seconds})
     for epochs in args.chemprop_epochs:
-        rows, probabilities, seconds = train_chemprop(base / f"chemprop-e{epochs}", first, epochs)
+        rows, probabilities, seconds = train_chemprop(base / f"chemprop-e{epochs}", first, tasks, epochs)
         results.append({"model": f"chemprop ({epochs} epochs)", **score(rows, probabilities, truth, tasks), "seconds": seconds})
     return [{"dataset": dataset, "split": split, "seed": seed, **r} for r in results]
 

@@ -10,19 +10,19 @@ from keras_chem.featurizers.store import CHUNK_ROWS, Chunk, FeatureStore, build_
 from keras_chem.training.console import console, row_progress
 
 
-def featurize_dataset(config, family, dataset: Dataset, chunk_rows: int = CHUNK_ROWS):
+def featurize_dataset(family, model_config: dict, dataset: Dataset, chunk_rows: int = CHUNK_ROWS):
     """`(store, preprocessor)`: the arrays of every row that could be featurized (memory maps, in
     input order) and the preprocessor fitted to them (its cap). The store is keyed by the data
     file's sha256, the rows used, the preprocessor's settings and its featurizer version."""
     from keras_chem.data.registry import get_card
 
-    preprocessor = family.preprocessor(config.model_config)
+    preprocessor = family.preprocessor(model_config)
     card = get_card(dataset.name)
     key = {
         "dataset": dataset.name,
         "file_sha256": card.file().sha256,
         "rows": _digest(dataset.ids),
-        "model": config.model,
+        "model": family.name,
         "featurizer": type(preprocessor).__name__,
         "featurizer_version": preprocessor.version,
         "preprocessor": preprocessor.get_config(),

@@ -57,16 +57,6 @@ def _batches_class():
     return ObjectiveBatches
 
 
-def _store(family, config: dict, data):
-    """The feature store of `data`'s inputs (streamed in chunks, resumable, shared with training runs
-    on the same rows) and the preprocessor fitted to it."""
-    from types import SimpleNamespace
-
-    from keras_chem.training.features import featurize_dataset
-
-    return featurize_dataset(SimpleNamespace(model=family.name, model_config=config), family, data)
-
-
 def _identities(store, preprocessor, data, chunk: int = 8192) -> list:
     """What makes each featurized row the same input as another: its canonical SMILES for molecules
     given as SMILES (two spellings of a molecule get different conformers, and V0 tokens do not tell
@@ -86,6 +76,7 @@ def _identities(store, preprocessor, data, chunk: int = 8192) -> list:
 def _excluded_identities(family, config: dict, names: list[str]) -> set:
     from keras_chem.data.dedup import smiles_key
     from keras_chem.data.loaders import load_dataset
+    from keras_chem.training.features import featurize_dataset
 
     excluded = set()
     for name in names:
@@ -93,23 +84,25 @@ def _excluded_identities(family, config: dict, names: list[str]) -> set:
         if data.input_kind == "smiles":  # every row, featurizable or not
             excluded.update(smiles_key(s) for s in data.inputs)
         else:
-            excluded.update(_identities(*_store(family, config, data), data))
+            excluded.update(_identities(*featurize_dataset(family, config, data), data))
     return excluded
 
 
 def build_corpus(family, config: dict, datasets: list[str], exclude: list[str] = (), limit: int | None = None):
     """`(arrays, preprocessor, counts)`: the inputs of `datasets` featurized and padded to one cap
     (the preprocessor's), each input once (see `_identities`) and none of the `exclude` datasets'
-    inputs (benchmarks to be tested on later)."""
+    inputs (benchmarks to be tested on later). Each dataset goes through the feature store a training
+    run uses (streamed in chunks, resumable, shared with training runs on the same rows)."""
     from keras_chem.data.loaders import load_dataset
     from keras_chem.models.base import pad_arrays
+    from keras_chem.training.features import featurize_dataset
 
     excluded = _excluded_identities(family, config, list(exclude))
     seen, parts, cap = set(), [], 0
     counts = {"n_featurized": 0, "n_skipped": 0, "n_duplicates": 0, "n_excluded": 0}
     for name in datasets:
         data = load_dataset(name, limit=limit)
-        store, fitted = _store(family, config, data)
+        store, fitted = featurize_dataset(family, config, data)
         keep = []
         for i, identity in enumerate(_identities(store, fitted, data)):
             if identity in excluded:

@@ -96,7 +96,7 @@ def prepare(config: RunConfig) -> tuple[Path, Path]:
     family = get_model_family(config.model)
     dataset = load_run_dataset(config)
     task = TaskInfo(dataset.task, dataset.target_names, dataset.class_names)
-    store, preprocessor = featurize_dataset(config, family, dataset)
+    store, preprocessor = featurize_dataset(family, config.model_config, dataset)
     skipped = list(dataset.skipped) + store.skipped
     data = dataset.subset(store.kept)
     run.write_skipped(skipped)
