@@ -8,7 +8,7 @@ import pytest
 from keras_chem.featurizers.tokens import CLS_ID, PAD_ID, SEP_ID
 from keras_chem.models.base import TaskInfo
 from keras_chem.models.elembert import FAMILY, ElembertPreprocessor
-from keras_chem.models.elembert_pretrain import load_pretrained_encoder, mask_maker
+from keras_chem.models.elembert_pretrain import mask_maker, pretrained_encoder_weights
 from keras_chem.training.config import resolve_model_config
 from keras_chem.training.pretrain import build_corpus, pretrain
 
@@ -38,17 +38,19 @@ def test_pretrain_then_init_transfers_the_encoder(tmp_path):
 
     pre = ElembertPreprocessor(tokens="v0")
     pre.fit_transform(["a"], ["CCO"], "smiles")
-    pretrained = load_pretrained_encoder(tmp_path / "pt", V0, pre.vocabulary.tokens)
+    pretrained = pretrained_encoder_weights(str(tmp_path / "pt"), V0, pre)
+    from_npz = pretrained_encoder_weights(str(tmp_path / "pt" / "encoder_weights.npz"), V0, pre)
     model = FAMILY.build(V0, pre, TaskInfo("classification", ["t"]))
     FAMILY.initialize(model, str(tmp_path / "pt"), V0, pre)
-    for mine, theirs in zip(model.get_layer("elembert_encoder").get_weights(), pretrained.get_weights()):
+    for mine, theirs, shipped in zip(model.get_layer("elembert_encoder").get_weights(), pretrained, from_npz, strict=True):
         np.testing.assert_array_equal(mine, theirs)
+        np.testing.assert_array_equal(mine, shipped)
 
     smaller = {**V0, "embed_dim": 16}
     with pytest.raises(ValueError, match="embed_dim"):
         FAMILY.initialize(FAMILY.build(smaller, pre, TaskInfo("classification", ["t"])), str(tmp_path / "pt"), smaller, pre)
     with pytest.raises(FileNotFoundError, match="pretrain_info.json"):
-        load_pretrained_encoder(tmp_path, V0, pre.vocabulary.tokens)
+        pretrained_encoder_weights(str(tmp_path), V0, pre)
     with pytest.raises(ValueError, match="no pretraining objective 'ssl'"):
         pretrain(FAMILY, "ssl", ["bbbp"], V0, tmp_path / "other")
 
@@ -72,3 +74,49 @@ def test_corpus_knows_a_molecule_by_its_canonical_smiles():
     arrays, _, _ = build_corpus(FAMILY, V0, ["esol"])
     assert len(arrays["tokens"]) == len({smiles_key(s) for s in load_dataset("esol").inputs})
     assert len(np.unique(arrays["tokens"], axis=0)) < len(arrays["tokens"])  # isomers: equal V0 tokens, both kept
+
+
+def test_the_shipped_encoder_is_the_default_init_and_fine_tunes():
+    """weights/elembert_mlm_v1.npz: the manifest's sha256, the default V1 vocabulary and the paper's
+    sizes; a default model starts from it and takes a training step; another size starts afresh."""
+    import hashlib
+
+    import keras
+
+    from keras_chem.models.elembert_pretrain import ENCODER_SHAPE_KEYS, SHIPPED_ENCODER, shipped_encoder_path
+    from keras_chem.training.pretrain import load_encoder_weights
+
+    path = shipped_encoder_path()
+    manifest = [json.loads(line) for line in (path.parent / "MANIFEST.jsonl").read_text().splitlines()]
+    entry = next(e for e in manifest if e["file"] == SHIPPED_ENCODER)
+    assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert entry["objective"] == "mlm" and entry["n_sequences"] > 100_000 and "pretrain elembert" in entry["command"]
+
+    config = resolve_model_config(FAMILY, {"learning_rate": 1e-2})
+    assert config["init"] == "auto"
+    weights, meta = load_encoder_weights(path)
+    pre = FAMILY.preprocessor(config)
+    assert meta["preprocessor"]["vocabulary"]["tokens"] == pre.vocabulary.tokens
+    assert meta["preprocessor"]["subelements_sha256"] == pre.subelements_sha256
+    assert {k: meta["config"][k] for k in ENCODER_SHAPE_KEYS} == {"tokens": "v1", "embed_dim": 32, "heads": 2, "layers": 2,
+                                                                 "ff_dim": 32, "positional": False}
+    assert weights[0].shape == (len(pre.vocabulary), 32)
+
+    tokens = pre.fit_transform([str(i) for i in range(4)], ["CCO", "c1ccccc1O", "CC(=O)N", "CCCl"], "smiles").arrays["tokens"]
+    task = TaskInfo("classification", ["t"])
+    model = FAMILY.build(config, pre, task)
+    FAMILY.initialize(model, config["init"], config, pre)
+    for mine, shipped in zip(model.get_layer("elembert_encoder").get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(mine, shipped)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=FAMILY.loss(task, None, config))
+    loss = model.train_on_batch({"tokens": tokens}, np.array([[1.0], [0.0], [1.0], [0.0]]))
+    assert np.isfinite(loss)
+    assert not np.array_equal(model.get_layer("elembert_encoder").get_weights()[0], weights[0])
+
+    wider = {**config, "embed_dim": 64}
+    model = FAMILY.build(wider, pre, task)
+    before = model.get_layer("elembert_encoder").get_weights()[0]
+    FAMILY.initialize(model, "auto", wider, pre)
+    np.testing.assert_array_equal(model.get_layer("elembert_encoder").get_weights()[0], before)
+    with pytest.raises(ValueError, match="embed_dim: pretrained 32 vs 64"):
+        FAMILY.initialize(model, "pretrained", wider, pre)

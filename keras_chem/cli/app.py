@@ -216,8 +216,9 @@ def pretrain(
         names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else list(getattr(objective, "default_datasets", ()))
         if not names:
             _fail(f"name the pretraining datasets with --datasets (objective {strategy!r} has no default corpus)")
-        if copy_to and not (objective and objective.element_vectors):
-            _fail(f"--copy-to: objective {strategy!r} writes nothing but its encoder")
+        shipped = objective and (objective.element_vectors or objective.encoder_weights)
+        if copy_to and not shipped:
+            _fail(f"--copy-to: objective {strategy!r} writes nothing shippable")
         excluded = [d.strip() for value in exclude_dataset or [] for d in value.split(",") if d.strip()]
         info = run_pretraining(family, strategy, names, config, out, seed=seed, limit=limit, exclude=excluded)
     except (KeyError, ValueError, FileNotFoundError, DataFileError) as error:
@@ -230,8 +231,8 @@ def pretrain(
     if copy_to:
         from keras_chem.training.artifacts import ship_artifact
 
-        ship_artifact(out / objective.element_vectors, copy_to, info, command=["kchem", *sys.argv[1:]])
-        out_console.print(f"copied {objective.element_vectors} to {copy_to}, manifest line appended beside it")
+        ship_artifact(out / shipped, copy_to, info, command=["kchem", *sys.argv[1:]])
+        out_console.print(f"copied {shipped} to {copy_to}, manifest line appended beside it")
 
 
 @app.command()

@@ -154,6 +154,7 @@ class PretrainObjective:
     padded_targets: dict = field(default_factory=dict)  # targets of `make_batch` padded like the inputs: name → axes
     default_datasets: tuple[str, ...] = ()  # the corpus when `kchem pretrain` names no --datasets
     element_vectors: str | None = None
+    encoder_weights: str | None = None  # a file name: the encoder's weights with its sizes and vocabulary, shippable (--copy-to)
     usage: str = "fine-tune with `kchem train {model} --init {out} ...`"
 
 

@@ -147,6 +147,7 @@ def build(config: dict, preprocessor: ElembertPreprocessor, task: TaskInfo, targ
 class ElembertFamily(ModelFamily):
     name = "elembert"
     options = DEFAULTS
+    training_defaults = {"init": "auto"}  # the shipped pretrained encoder when the model's sizes and tokens fit it
     embedding_layer = "cls_embedding"
 
     @property
@@ -165,11 +166,12 @@ class ElembertFamily(ModelFamily):
         return build(config, preprocessor, task, target_stats)
 
     def initialize(self, model, source, config, preprocessor):
-        """The encoder of a `kchem pretrain elembert` run, after checking it fits this model."""
-        from keras_chem.models.elembert_pretrain import load_pretrained_encoder
+        """The shipped or a `kchem pretrain elembert` encoder, after checking it fits this model."""
+        from keras_chem.models.elembert_pretrain import pretrained_encoder_weights
 
-        encoder = load_pretrained_encoder(source, config, preprocessor.vocabulary.tokens)
-        model.get_layer("elembert_encoder").set_weights(encoder.get_weights())
+        weights = pretrained_encoder_weights(source, config, preprocessor)
+        if weights is not None:
+            model.get_layer("elembert_encoder").set_weights(weights)
 
 
 FAMILY = ElembertFamily()

@@ -20,6 +20,9 @@ from keras_chem.models.base import PRETRAIN_ENCODER_FILE, PRETRAIN_INFO_FILE, Pr
 
 MASK_RATE = 0.15
 ENCODER_SHAPE_KEYS = ("tokens", "embed_dim", "heads", "layers", "ff_dim", "positional")
+SHIPPED_ENCODER = "elembert_mlm_v1.npz"  # in the package `keras_chem.weights`
+SHIPPED_INIT = "pretrained"  # --init value naming the shipped encoder
+AUTO_INIT = "auto"  # elEmBERT's default --init: the shipped encoder when the model fits it
 
 
 def build_mlm(config: dict, preprocessor):
@@ -87,22 +90,56 @@ MASKED_TOKENS = PretrainObjective(
     metrics=_metrics,
     summary_metric="accuracy",
     default_datasets=MOLECULE_CORPUS,
+    encoder_weights="encoder_weights.npz",
 )
 
 
-def load_pretrained_encoder(run_dir: str | Path, config: dict, vocabulary_tokens: list[str]):
-    """The encoder saved by pretraining, after checking it fits the model being built."""
-    from keras_chem.models.saving import load_model
+def shipped_encoder_path() -> Path:
+    """The encoder shipped in the package (`weights/`), pretrained by `kchem pretrain elembert`."""
+    from importlib.resources import files
 
-    run_dir = Path(run_dir)
-    info_path = run_dir / PRETRAIN_INFO_FILE
-    if not info_path.exists():
-        raise FileNotFoundError(f"--init {run_dir}: no {PRETRAIN_INFO_FILE}; pass a `kchem pretrain` output directory")
-    info = json.loads(info_path.read_text())
-    mismatched = [k for k in ENCODER_SHAPE_KEYS if info["config"].get(k) != config.get(k)]
+    return Path(str(files("keras_chem.weights") / SHIPPED_ENCODER))
+
+
+def pretrained_encoder_weights(source: str, config: dict, preprocessor) -> list[np.ndarray] | None:
+    """The weights of the encoder `--init` names, after checking it fits the model being built.
+
+    `source`: `pretrained` (the shipped encoder), `auto` (the shipped encoder if it fits, else
+    None: a random initialisation), a `kchem pretrain` output directory or its `encoder_weights.npz`.
+    """
+    from keras_chem.training.pretrain import load_encoder_weights
+
+    if source == AUTO_INIT:
+        path = shipped_encoder_path()
+        if not path.exists():
+            return None
+        weights, meta = load_encoder_weights(path)
+        return None if _mismatch(meta, config, preprocessor) else weights
+    path = shipped_encoder_path() if source == SHIPPED_INIT else Path(source)
+    if path.is_dir():
+        from keras_chem.models.saving import load_model
+
+        if not (path / PRETRAIN_INFO_FILE).exists():
+            raise FileNotFoundError(f"--init {source}: no {PRETRAIN_INFO_FILE}; pass a `kchem pretrain` output directory")
+        meta = json.loads((path / PRETRAIN_INFO_FILE).read_text())
+        weights = None
+    elif path.suffix == ".npz" and path.exists():
+        weights, meta = load_encoder_weights(path)
+    else:
+        raise FileNotFoundError(f"--init {source}: no such `kchem pretrain` output directory or encoder .npz")
+    problem = _mismatch(meta, config, preprocessor)
+    if problem:
+        raise ValueError(f"--init {source} does not fit this model ({problem}); --init none trains from scratch")
+    return weights if weights is not None else load_model(path / PRETRAIN_ENCODER_FILE).get_weights()
+
+
+def _mismatch(meta: dict, config: dict, preprocessor) -> str:
+    """Why a pretrained encoder (its `meta`: config and preprocessor) does not fit; "" if it does."""
+    mismatched = [k for k in ENCODER_SHAPE_KEYS if meta["config"].get(k) != config.get(k)]
     if mismatched:
-        details = ", ".join(f"{k}: pretrained {info['config'].get(k)!r} vs {config.get(k)!r}" for k in mismatched)
-        raise ValueError(f"--init {run_dir} does not fit this model ({details})")
-    if info["preprocessor"]["vocabulary"]["tokens"] != vocabulary_tokens:
-        raise ValueError(f"--init {run_dir} was pretrained with another token vocabulary")
-    return load_model(run_dir / PRETRAIN_ENCODER_FILE)
+        return ", ".join(f"{k}: pretrained {meta['config'].get(k)!r} vs {config.get(k)!r}" for k in mismatched)
+    if meta["preprocessor"]["vocabulary"]["tokens"] != preprocessor.vocabulary.tokens:
+        return "another token vocabulary"
+    if meta["preprocessor"].get("subelements_sha256") != preprocessor.subelements_sha256:
+        return "tokens from another sub-element model"
+    return ""

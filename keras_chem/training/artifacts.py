@@ -29,6 +29,7 @@ def ship_artifact(source: Path, destination: Path, info: dict, command: list[str
         "file": os.path.relpath(destination.resolve(), manifest.resolve().parent),
         "sha256": hashlib.sha256(destination.read_bytes()).hexdigest(),
         **{key: info[key] for key in INFO_KEYS if key in info},
+        **{key: value for key, value in info.items() if key.startswith("val_") and key not in INFO_KEYS},
         "command": shlex.join(command),
         "backend": keras.backend.backend(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -108,7 +108,7 @@ def fit_model(family, model_config: dict, preprocessor, task: TaskInfo, arrays, 
         )
     stats = target_stats(y[split.train]) if task.task == "regression" else None
     model = family.build(model_config, preprocessor, task, stats)
-    if model_config["init"]:
+    if model_config["init"] not in (None, "none"):
         family.initialize(model, model_config["init"], model_config, preprocessor)
     train_batches = batches(arrays, y[split.train], preprocessor, model_config["batch_size"], seed=seed,
                             rows=split.train, row_multiple=replicas)
