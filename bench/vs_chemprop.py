@@ -73,9 +73,9 @@ def train_elembert(out: Path, dataset: str, split: str, seed: int, options: str,
     return seconds
 
 
-def elembert_predictions(out: Path, fold: int = 0) -> tuple[list[int], np.ndarray, np.ndarray, list[str]]:
-    """File rows, targets and predicted probabilities of the test rows of one model (fold) of a run."""
-    with open(out / f"fold_{fold}" / "test_predictions.csv") as handle:
+def elembert_predictions(out: Path) -> tuple[list[int], np.ndarray, np.ndarray, list[str]]:
+    """File rows, targets and predicted probabilities of the test rows of a one-split run."""
+    with open(out / "fold_0" / "test_predictions.csv") as handle:
         reader = csv.reader(handle)
         header = next(reader)
         rows = list(reader)
@@ -169,7 +169,7 @@ def _cell(values: list[float]) -> str:
 
 def write(results: list[dict], args) -> None:
     """Results of this invocation, merged into those already in vs_chemprop.json (a row with the same dataset,
-    split, seed and model is replaced), so datasets run separately end up in one table."""
+    split, seed, row limit and model is replaced), so datasets run separately end up in one table."""
     from keras_chem.io import atomic_write_json, atomic_write_text
 
     RESULTS.mkdir(exist_ok=True)

@@ -84,7 +84,7 @@ def test_the_shipped_encoder_is_the_default_init_and_fine_tunes():
     import keras
 
     from keras_chem.models.elembert_pretrain import ENCODER_SHAPE_KEYS, SHIPPED_ENCODER, shipped_encoder_path
-    from keras_chem.training.pretrain import load_encoder_weights
+    from keras_chem.models.saving import load_encoder_weights
 
     path = shipped_encoder_path()
     manifest = [json.loads(line) for line in (path.parent / "MANIFEST.jsonl").read_text().splitlines()]

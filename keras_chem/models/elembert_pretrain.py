@@ -107,7 +107,7 @@ def pretrained_encoder_weights(source: str, config: dict, preprocessor) -> list[
     `source`: `pretrained` (the shipped encoder), `auto` (the shipped encoder if it fits, else
     None: a random initialisation), a `kchem pretrain` output directory or its `encoder_weights.npz`.
     """
-    from keras_chem.training.pretrain import load_encoder_weights
+    from keras_chem.models.saving import load_encoder_weights
 
     if source == AUTO_INIT:
         path = shipped_encoder_path()

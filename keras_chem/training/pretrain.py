@@ -10,13 +10,12 @@ with `encoder_weights`, as a pickle-free `.npz` that can ship with the package);
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from keras_chem.io import atomic_write_json, json_default
+from keras_chem.io import atomic_write_json
 from keras_chem.models.base import PRETRAIN_ENCODER_FILE, PRETRAIN_INFO_FILE
 
 VALIDATION_BATCH = 256
@@ -196,6 +195,8 @@ def pretrain(family, objective_name: str, datasets: list[str], config: dict, out
     if objective.summary_metric:
         info[f"val_{objective.summary_metric}"] = float(history.history[f"val_{objective.summary_metric}"][best])
     if objective.encoder_weights:
+        from keras_chem.models.saving import save_encoder_weights
+
         save_encoder_weights(encoder, {"config": config, "preprocessor": info["preprocessor"]}, out / objective.encoder_weights)
     if objective.element_vectors:
         from keras_chem.training.element_vectors import write_element_vectors
@@ -205,17 +206,3 @@ def pretrain(family, objective_name: str, datasets: list[str], config: dict, out
     atomic_write_json(out / PRETRAIN_INFO_FILE, info)
     return info
 
-
-def save_encoder_weights(encoder, meta: dict, path: Path) -> None:
-    """The encoder's weights, in layer order, and `meta` (JSON) in one `.npz`: loadable without pickles."""
-    from keras_chem.io import atomic_save_npz
-
-    weights = {f"weight_{i:03d}": w for i, w in enumerate(encoder.get_weights())}
-    atomic_save_npz(path, meta=np.array(json.dumps(meta, default=json_default)), **weights)
-
-
-def load_encoder_weights(path: Path) -> tuple[list[np.ndarray], dict]:
-    """`(weights, meta)` written by `save_encoder_weights`."""
-    with np.load(path, allow_pickle=False) as data:
-        names = sorted(k for k in data.files if k.startswith("weight_"))
-        return [data[k] for k in names], json.loads(str(data["meta"]))
