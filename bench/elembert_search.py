@@ -24,15 +24,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from vs_chemprop import RUNS as VS_CHEMPROP_RUNS  # noqa: E402
-from vs_chemprop import train_elembert, variant  # noqa: E402
+from vs_chemprop import VARIANTS, train_elembert, variant  # noqa: E402
 
 RESULTS = HERE / "results"
 GRID = [
+    ("paper", "--no-distances --init none"),
+    ("tokens-pretrained", "--no-distances --init pretrained"),
     ("scratch", "--init none"),
+    ("scratch-64d", "--init none --embed-dim 64 --heads 4 --layers 4 --ff-dim 128"),
     ("pretrained", "--init pretrained"),
-    ("pretrained-lr3e-4", "--init pretrained --learning-rate 3e-4"),
-    ("pretrained-dropout0", "--init pretrained --dropout 0"),
-    ("pretrained-cosine", "--init pretrained --lr-schedule cosine"),
     ("pretrained-patience20", "--init pretrained --patience 20"),
 ]
 
@@ -47,7 +47,7 @@ def main() -> None:
     from keras_chem.io import atomic_write_json, atomic_write_text
 
     base = VS_CHEMPROP_RUNS / f"{args.dataset}-random-s0"
-    splits_file = base / "elembert-scratch" / "splits.json"
+    splits_file = base / f"elembert-{VARIANTS[0][0]}" / "splits.json"
     if not splits_file.exists():
         sys.exit(f"{splits_file} not found: run bench/vs_chemprop.py --datasets {args.dataset} --splits random --seeds 0 first")
     results = []

@@ -14,11 +14,12 @@ and PR-AUC, a task with one class among its labelled test rows left out (chempro
 mean over tasks, agrees with it to 1e-7 on Tox21's twelve).
 
 Run: `KCHEM_DATA_DIR=../shared/data .venv/bin/python bench/vs_chemprop.py [--datasets tox21 bbbp bace clintox
-sider hiv] [--splits random scaffold] [--seeds 0 1 2] [--chemprop 50 100:10] [--elembert scratch="--init none"
-pretrained="--init pretrained"] [--ensemble pretrained:3] [--limit N]` (those two variants are the default: from a
-random initialisation and from the shipped pretrained encoder). Runs go to bench/runs/vs_chemprop/ (a finished run is
-read, not retrained); results to bench/results/vs_chemprop.{json,md}, merged with those of earlier invocations
-(delete the json to start a table afresh).
+sider hiv] [--splits random scaffold] [--seeds 0 1 2] [--chemprop 50 100:10] [--elembert NAME=OPTIONS ...]
+[--ensemble pretrained:3] [--limit N]`. The default variants (`VARIANTS`): the paper's model (tokens only, random
+initialisation), the same from its shipped pretrained encoder, and keras-chem's default (distance-biased attention)
+from scratch and from its shipped encoder. Runs go to bench/runs/vs_chemprop/ (a finished run is read, not
+retrained); results to bench/results/vs_chemprop.{json,md}, merged with those of earlier invocations (delete the json
+to start a table afresh).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ RESULTS = HERE / "results"
 CHEMPROP_VENV = HERE / ".chemprop-venv"
 CHEMPROP = "chemprop>=2.1,<3"
 TORCH = "torch==2.13.0"  # the CPU build this machine keeps on disk; a bare `torch` would fetch a CUDA build
+VARIANTS = [("paper", "--no-distances --init none"), ("tokens-pretrained", "--no-distances --init pretrained"),
+            ("scratch", "--init none"), ("pretrained", "--init pretrained")]
 
 
 def chemprop_bin() -> Path:
@@ -217,7 +220,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--chemprop", nargs="+", type=chemprop_run, default=[(50, None), (100, 10)],
                         help="EPOCHS[:PATIENCE] of each chemprop run (default: its defaults, 50 epochs; and up to 100 with early stopping)")
-    parser.add_argument("--elembert", nargs="+", type=variant, default=[("scratch", "--init none"), ("pretrained", "--init pretrained")],
+    parser.add_argument("--elembert", nargs="+", type=variant, default=VARIANTS,
                         help="NAME=OPTIONS for `kchem train elembert`, one model each; the first makes the splits")
     parser.add_argument("--ensemble", nargs="+", type=ensemble_size, default=[], help="NAME:N: N models of elEmBERT variant NAME "
                         "(not the first; seeds S, S+1, ...; same rows), scored one by one and averaged")

@@ -76,40 +76,43 @@ def test_corpus_knows_a_molecule_by_its_canonical_smiles():
     assert len(np.unique(arrays["tokens"], axis=0)) < len(arrays["tokens"])  # isomers: equal V0 tokens, both kept
 
 
-def test_the_shipped_encoder_is_the_default_init_and_fine_tunes():
-    """weights/elembert_mlm_v1.npz: the manifest's sha256, the default V1 vocabulary and the paper's
-    sizes; a default model starts from it and takes a training step; another size starts afresh."""
+@pytest.mark.parametrize("name, distances", [("elembert_mlm_v1_distances.npz", True), ("elembert_mlm_v1.npz", False)])
+def test_the_shipped_encoders_are_the_default_init_and_fine_tune(name, distances):
+    """weights/: the manifest's sha256, the default V1 vocabulary and the paper's sizes, with
+    distance-biased attention and without; a default model (the one that fits) starts from it and
+    takes a training step; another size starts afresh."""
     import hashlib
 
     import keras
 
-    from keras_chem.models.elembert_pretrain import ENCODER_SHAPE_KEYS, SHIPPED_ENCODER, shipped_encoder_path
+    from keras_chem.models.elembert_pretrain import ENCODER_SHAPE_KEYS, shipped_encoder_path
     from keras_chem.models.saving import load_encoder_weights
 
-    path = shipped_encoder_path()
+    path = shipped_encoder_path(name)
     manifest = [json.loads(line) for line in (path.parent / "MANIFEST.jsonl").read_text().splitlines()]
-    entry = next(e for e in manifest if e["file"] == SHIPPED_ENCODER)
+    entry = next(e for e in manifest if e["file"] == name)
     assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert entry["objective"] == "mlm" and entry["n_sequences"] > 100_000 and "pretrain elembert" in entry["command"]
 
-    config = resolve_model_config(FAMILY, {"learning_rate": 1e-2})
+    config = resolve_model_config(FAMILY, {"learning_rate": 1e-2, **({} if distances else {"distances": "false"})})
     assert config["init"] == "auto"
     weights, meta = load_encoder_weights(path)
     pre = FAMILY.preprocessor(config)
     assert meta["preprocessor"]["vocabulary"]["tokens"] == pre.vocabulary.tokens
     assert meta["preprocessor"]["subelements_sha256"] == pre.subelements_sha256
-    assert {k: meta["config"][k] for k in ENCODER_SHAPE_KEYS} == {"tokens": "v1", "embed_dim": 32, "heads": 2, "layers": 2,
-                                                                 "ff_dim": 32, "positional": False}
+    shapes = {**{k: meta["config"][k] for k in ENCODER_SHAPE_KEYS if k != "distances"}, "distances": meta["preprocessor"].get("distances", False)}
+    assert shapes == {"tokens": "v1", "embed_dim": 32, "heads": 2, "layers": 2, "ff_dim": 32, "positional": False, "distances": distances}
     assert weights[0].shape == (len(pre.vocabulary), 32)
 
-    tokens = pre.fit_transform([str(i) for i in range(4)], ["CCO", "c1ccccc1O", "CC(=O)N", "CCCl"], "smiles").arrays["tokens"]
+    arrays = pre.fit_transform([str(i) for i in range(4)], ["CCO", "c1ccccc1O", "CC(=O)N", "CCCl"], "smiles").arrays
+    assert pre.distances is distances and ("coordinates" in arrays) is distances
     task = TaskInfo("classification", ["t"])
     model = FAMILY.build(config, pre, task)
     FAMILY.initialize(model, config["init"], config, pre)
     for mine, shipped in zip(model.get_layer("elembert_encoder").get_weights(), weights, strict=True):
         np.testing.assert_array_equal(mine, shipped)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=FAMILY.loss(task, None, config))
-    loss = model.train_on_batch({"tokens": tokens}, np.array([[1.0], [0.0], [1.0], [0.0]]))
+    loss = model.train_on_batch(arrays, np.array([[1.0], [0.0], [1.0], [0.0]]))
     assert np.isfinite(loss)
     assert not np.array_equal(model.get_layer("elembert_encoder").get_weights()[0], weights[0])
 

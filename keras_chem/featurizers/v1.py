@@ -111,10 +111,18 @@ def subelement_tokens_batch(
 
     `seed` is the conformer seed (SMILES input only).
     """
+    rows, token_lists, _, skips = subelement_tokens_and_atoms(ids, inputs, input_kind, model, seed)
+    return rows, token_lists, skips
+
+
+def subelement_tokens_and_atoms(
+    ids: list[str], inputs: list[Any], input_kind: str, model: SubelementModel, seed: int
+) -> tuple[np.ndarray, list[list[str]], list[ase.Atoms], list[Skip]]:
+    """As `subelement_tokens_batch`, with the structure (conformer) each kept row's tokens come from, atom for atom."""
     if len(ids) != len(inputs):
         raise ValueError(f"{len(ids)} ids but {len(inputs)} inputs")
     if input_kind == "composition":
-        return np.zeros(0, dtype=np.int64), [], [Skip(str(i), NO_GEOMETRY) for i in ids]
+        return np.zeros(0, dtype=np.int64), [], [], [Skip(str(i), NO_GEOMETRY) for i in ids]
     if input_kind == "smiles":
         from keras_chem.featurizers.conformers import conformers_for
 
@@ -124,11 +132,12 @@ def subelement_tokens_batch(
     else:
         raise ValueError(f"V1 tokens need smiles or structure input, not {input_kind!r}")
     tokens, reasons = tokens_of_structures(atoms_list, model)
-    rows, token_lists = [], []
-    for row, tok, reason in zip(kept.tolist(), tokens, reasons):
+    rows, token_lists, structures = [], [], []
+    for row, atoms, tok, reason in zip(kept.tolist(), atoms_list, tokens, reasons):
         if tok is None:
             skips.append(Skip(str(ids[row]), reason))
         else:
             rows.append(row)
             token_lists.append(tok)
-    return np.asarray(rows, dtype=np.int64), token_lists, skips
+            structures.append(atoms)
+    return np.asarray(rows, dtype=np.int64), token_lists, structures, skips

@@ -6,6 +6,7 @@ from keras_chem.layers.cgcnn_conv import CGCNNConv
 from keras_chem.layers.crystal_edges import LineGraph, SphericalEdgeFeatures
 from keras_chem.layers.dimenet import (BesselBasis, DimeNetEmbedding, DimeNetInteraction, DimeNetOutput, GlorotOrthogonal, SphericalBasis,
                                        Triplets)
+from keras_chem.layers.distance_attention import BiasedTransformerEncoder, PairDistanceBias
 from keras_chem.layers.etgc import ETGC
 from keras_chem.layers.gaussian_expansion import GaussianExpansion
 from keras_chem.layers.graphwise_transformer import GraphWiseTransformer
@@ -20,9 +21,9 @@ from keras_chem.layers.set_transformer import (MultiheadAttentionBlock, PoolingB
 from keras_chem.layers.weighted_attention_pooling import WeightedAttentionPooling
 
 __all__ = [
-    "AtomPooling", "BesselBasis", "CGCNNConv", "DimeNetEmbedding", "DimeNetInteraction", "DimeNetOutput", "ETGC", "GaussianExpansion",
+    "AtomPooling", "BesselBasis", "BiasedTransformerEncoder", "CGCNNConv", "DimeNetEmbedding", "DimeNetInteraction", "DimeNetOutput", "ETGC", "GaussianExpansion",
     "GaussianSmearing", "GlorotOrthogonal", "GraphWiseTransformer", "LineGraph", "MaskedBatchNormalization", "MaskedMean",
-    "MultiheadAttentionBlock", "PairBilinear", "PoolingByMultiheadAttention", "Rescale", "ResidualNetwork", "RoostMessage",
+    "MultiheadAttentionBlock", "PairBilinear", "PairDistanceBias", "PoolingByMultiheadAttention", "Rescale", "ResidualNetwork", "RoostMessage",
     "SchNetInteraction", "SetAttentionBlock", "SetTransformerPooling", "SphericalBasis", "SphericalEdgeFeatures", "Triplets",
     "WeightedAttentionPooling",
 ]

@@ -84,6 +84,9 @@ class PaddedPreprocessor:
     def get_config(self) -> dict:
         raise NotImplementedError
 
+    def settle(self, input_kind: str) -> None:
+        """Fix the settings that depend on the kind of input (called before featurizing it); by default none."""
+
     def over_cap_reason(self, size: int) -> str:
         return f"size {size}, over the model's cap of {self.cap}"
 

@@ -27,23 +27,44 @@ DEFAULTS = {
     "ff_dim": 32,
     "dropout": 0.1,
     "max_atoms": None,
+    "distances": "auto",  # distance-biased attention: on for V1 tokens of SMILES (their conformers), off otherwise
 }
+DISTANCE_SETTINGS = {"auto": "auto", "true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
+NO_COORDINATES = "distance attention needs the atoms' 3-D coordinates: use --tokens v1"
+PERIODIC = "distance attention takes molecules; this structure is periodic"
+
+
+def distance_setting(value) -> bool | str:
+    """`--distances` as given (a bool, or auto/true/false/on/off/...) → True, False or "auto"."""
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() not in DISTANCE_SETTINGS:
+        raise ValueError(f"--distances takes auto, true or false, not {value!r}")
+    return DISTANCE_SETTINGS[str(value).lower()]
 
 
 class ElembertPreprocessor(PaddedPreprocessor):
-    """SMILES / structures / formulas → `tokens [n, L] int32` as `[CLS] atoms [SEP]`, 0-padded.
+    """SMILES / structures / formulas → `tokens [n, L] int32` as `[CLS] atoms [SEP]`, 0-padded;
+    with `distances`, also `coordinates [n, L, 3] float32` (Å, zero for [CLS], [SEP] and padding).
+    `distances="auto"` is settled by the kind of input (`settle`, which `featurize` calls): on for V1 tokens
+    of SMILES, off otherwise.
 
     `L` (the cap, `seq_len`) is taken from the data at `fit_transform` (longest sequence); with
     `max_atoms` set, a longer input is skipped and reported instead of truncated.
     """
 
-    padded_axes = {"tokens": (1,)}
+    padded_axes = {"tokens": (1,), "coordinates": (1,)}
 
     def __init__(self, tokens: str = "v1", max_atoms: int | None = None, seq_len: int | None = None,
                  vocabulary=None, subelements: str = "default", subelements_sha256: str | None = None,
-                 conformer_seed: int = CONFORMER_SEED):
+                 conformer_seed: int = CONFORMER_SEED, distances: bool | str = "auto"):
         if tokens not in TOKEN_SETS:
             raise ValueError(f"unknown token set {tokens!r}; choose one of {', '.join(TOKEN_SETS)}")
+        self.distances = distance_setting(distances)
+        if self.distances is True and tokens != "v1":
+            raise ValueError(NO_COORDINATES)
+        if tokens != "v1":
+            self.distances = False
         self.tokens = tokens
         self.max_atoms = max_atoms
         self.cap = seq_len
@@ -64,18 +85,27 @@ class ElembertPreprocessor(PaddedPreprocessor):
         return self.cap
 
     def _tokenize(self, ids, inputs, input_kind):
+        """`(kept rows, token lists, atoms of each kept row or None, skips)`."""
         if self.tokens == "v1":
-            from keras_chem.featurizers.v1 import subelement_tokens_batch
+            from keras_chem.featurizers.v1 import subelement_tokens_and_atoms
 
-            return subelement_tokens_batch(ids, inputs, input_kind, self._subelement_model, self.conformer_seed)
-        return map_rows(ids, inputs, lambda item: element_tokens(item, input_kind), "tokenizing")
+            return subelement_tokens_and_atoms(ids, inputs, input_kind, self._subelement_model, self.conformer_seed)
+        kept, token_lists, skipped = map_rows(ids, inputs, lambda item: element_tokens(item, input_kind), "tokenizing")
+        return kept, token_lists, [None] * len(kept), skipped
+
+    def settle(self, input_kind: str) -> None:
+        if self.distances == "auto":
+            self.distances = input_kind == "smiles"
 
     def featurize(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
-        kept, token_lists, skipped = self._tokenize(ids, inputs, input_kind)
+        self.settle(input_kind)
+        kept, token_lists, structures, skipped = self._tokenize(ids, inputs, input_kind)
         keep = []
         for row, (position, tokens) in enumerate(zip(kept, token_lists)):
             if self.max_atoms is not None and len(tokens) > self.max_atoms:
                 skipped.append(Skip(ids[position], f"{len(tokens)} atoms, over --max-atoms {self.max_atoms}"))
+            elif self.distances and structures[row].pbc.any():
+                skipped.append(Skip(ids[position], PERIODIC))
             else:
                 keep.append(row)
         width = max((len(token_lists[row]) for row in keep), default=0) + 2
@@ -83,7 +113,12 @@ class ElembertPreprocessor(PaddedPreprocessor):
         for i, row in enumerate(keep):
             encoded = self.vocabulary.encode(token_lists[row])
             sequences[i, : len(encoded)] = encoded
-        return Features(kept=np.asarray(kept, dtype=np.int64)[keep], arrays={"tokens": sequences}, skipped=skipped)
+        arrays = {"tokens": sequences}
+        if self.distances:
+            arrays["coordinates"] = np.zeros((len(keep), width, 3), dtype=np.float32)
+            for i, row in enumerate(keep):
+                arrays["coordinates"][i, 1 : 1 + len(structures[row])] = structures[row].positions
+        return Features(kept=np.asarray(kept, dtype=np.int64)[keep], arrays=arrays, skipped=skipped)
 
     def over_cap_reason(self, size: int) -> str:
         limit = f"--max-atoms {self.max_atoms}" if self.max_atoms is not None else f"the model's cap of {self.cap - 2} atoms"
@@ -93,7 +128,10 @@ class ElembertPreprocessor(PaddedPreprocessor):
         return np.count_nonzero(arrays["tokens"] != PAD_ID, axis=1)
 
     def input_signature(self) -> dict:
-        return {"tokens": ((self.cap,), "int32")}
+        signature = {"tokens": ((self.cap,), "int32")}
+        if self.distances:
+            signature["coordinates"] = ((self.cap, 3), "float32")
+        return signature
 
     def get_config(self) -> dict:
         config = {
@@ -101,6 +139,7 @@ class ElembertPreprocessor(PaddedPreprocessor):
             "max_atoms": self.max_atoms,
             "seq_len": self.cap,
             "vocabulary": self.vocabulary.to_dict(),
+            "distances": self.distances,
         }
         if self.tokens == "v1":
             config.update(
@@ -132,16 +171,17 @@ def build(config: dict, preprocessor: ElembertPreprocessor, task: TaskInfo, targ
     """Encoder → `[CLS]` embedding → one sigmoid per task, a softmax, or values."""
     import keras
 
+    from keras_chem.models.elembert_encoder import build_encoder, encoder_config, encoder_inputs
     from keras_chem.models.heads import output_head
 
-    from keras_chem.models.elembert_encoder import build_encoder
-
+    config = encoder_config(config, preprocessor)
     # Variable length: batches are trimmed to their bucket; the export fixes it to the cap.
-    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    inputs = encoder_inputs(config)
     encoder = build_encoder(config, len(preprocessor.vocabulary))
-    cls_embedding = keras.layers.Identity(name="cls_embedding")(encoder(tokens)[:, 0, :])
+    embeddings = encoder(inputs if len(inputs) > 1 else inputs["tokens"])
+    cls_embedding = keras.layers.Identity(name="cls_embedding")(embeddings[:, 0, :])
     outputs = output_head(cls_embedding, task, target_stats)
-    return keras.Model({"tokens": tokens}, outputs, name="elembert")
+    return keras.Model(inputs, outputs, name="elembert")
 
 
 class ElembertFamily(ModelFamily):
@@ -156,11 +196,16 @@ class ElembertFamily(ModelFamily):
 
         return {"mlm": MASKED_TOKENS}
 
+    def check_config(self, config: dict) -> None:
+        if distance_setting(config["distances"]) is True and config["tokens"] != "v1":
+            raise ValueError(NO_COORDINATES)
+
     def preprocessor(self, config: dict) -> ElembertPreprocessor:
-        return ElembertPreprocessor(tokens=config["tokens"], max_atoms=config["max_atoms"], subelements=config["subelements"])
+        return ElembertPreprocessor(tokens=config["tokens"], max_atoms=config["max_atoms"], subelements=config["subelements"],
+                                    distances=config["distances"])
 
     def preprocessor_from_config(self, config: dict) -> ElembertPreprocessor:
-        return ElembertPreprocessor(**config)
+        return ElembertPreprocessor(**{"distances": False, **config})  # models saved before `distances` have none
 
     def build(self, config, preprocessor, task, target_stats=None):
         return build(config, preprocessor, task, target_stats)

@@ -2,32 +2,55 @@
 
 from __future__ import annotations
 
-from keras_chem.featurizers.tokens import PAD_ID
+from keras_chem.featurizers.tokens import CLS_ID, PAD_ID, SEP_ID
+
+
+def encoder_config(config: dict, preprocessor) -> dict:
+    """`config` with `distances` as the preprocessor settled it (`auto` is decided by the inputs it featurized)."""
+    if preprocessor.distances == "auto":
+        raise ValueError("distances='auto' depends on the inputs: call preprocessor.settle(input_kind) or featurize before building")
+    return {**config, "distances": preprocessor.distances}
+
+
+def encoder_inputs(config: dict) -> dict:
+    """The encoder's `keras.Input`s: `tokens [B, L]`, and `coordinates [B, L, 3]` (Å) with `distances`."""
+    import keras
+
+    inputs = {"tokens": keras.Input((None,), dtype="int32", name="tokens")}
+    if config.get("distances"):
+        inputs["coordinates"] = keras.Input((None, 3), dtype="float32", name="coordinates")
+    return inputs
 
 
 def build_encoder(config: dict, vocabulary_size: int):
-    """Token ids `[B, L]` → contextual embeddings `[B, L, embed_dim]`; padding is masked.
+    """Token ids `[B, L]` (and atom coordinates) → contextual embeddings `[B, L, embed_dim]`; padding is masked.
 
     Post-LN blocks as in the paper (keras-hub `TransformerEncoder`, `normalize_first=False`);
-    no positional information unless `positional` (a fixed sinusoidal table, Appendix C).
+    no positional information unless `positional` (a fixed sinusoidal table, Appendix C). With
+    `distances`, every attention score between two atoms gets a learned bias from their distance
+    in the 3-D structure (`layers/distance_attention.py`), shared by the blocks.
     """
     import keras
     import keras_hub
     from keras import ops
 
-    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    from keras_chem.layers.distance_attention import BiasedTransformerEncoder, PairDistanceBias
+
+    inputs = encoder_inputs(config)
+    tokens = inputs["tokens"]
     # Reversible so that the masked-token head of pretraining can reuse it as its output layer.
     x = keras_hub.layers.ReversibleEmbedding(vocabulary_size, config["embed_dim"], name="token_embedding")(tokens)
     if config["positional"]:
         x = keras.layers.Add(name="add_positions")([x, keras_hub.layers.SinePositionEncoding(name="positions")(x)])
     padding_mask = ops.not_equal(tokens, PAD_ID)
+    if config.get("distances"):
+        atoms = ops.logical_and(padding_mask, ops.logical_and(ops.not_equal(tokens, CLS_ID), ops.not_equal(tokens, SEP_ID)))
+        bias = PairDistanceBias(config["heads"], name="distance_bias")(inputs["coordinates"], atoms)
     for i in range(config["layers"]):
-        x = keras_hub.layers.TransformerEncoder(
-            intermediate_dim=config["ff_dim"],
-            num_heads=config["heads"],
-            dropout=config["dropout"],
-            layer_norm_epsilon=1e-6,
-            normalize_first=False,
-            name=f"encoder_{i}",
-        )(x, padding_mask=padding_mask)
-    return keras.Model(tokens, x, name="elembert_encoder")
+        options = dict(intermediate_dim=config["ff_dim"], num_heads=config["heads"], dropout=config["dropout"], layer_norm_epsilon=1e-6,
+                       name=f"encoder_{i}")
+        if config.get("distances"):
+            x = BiasedTransformerEncoder(**options)(x, bias, padding_mask)
+        else:
+            x = keras_hub.layers.TransformerEncoder(normalize_first=False, **options)(x, padding_mask=padding_mask)
+    return keras.Model(inputs if len(inputs) > 1 else tokens, x, name="elembert_encoder")

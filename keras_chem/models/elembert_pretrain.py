@@ -19,8 +19,9 @@ from keras_chem.featurizers.tokens import CLS_ID, PAD_ID, SEP_ID
 from keras_chem.models.base import PRETRAIN_ENCODER_FILE, PRETRAIN_INFO_FILE, PretrainObjective
 
 MASK_RATE = 0.15
-ENCODER_SHAPE_KEYS = ("tokens", "embed_dim", "heads", "layers", "ff_dim", "positional")
-SHIPPED_ENCODER = "elembert_mlm_v1.npz"  # in the package `keras_chem.weights`
+ENCODER_SHAPE_KEYS = ("tokens", "embed_dim", "heads", "layers", "ff_dim", "positional", "distances")
+# in the package `keras_chem.weights`: with distance-biased attention (the default for molecules), and without
+SHIPPED_ENCODERS = ("elembert_mlm_v1_distances.npz", "elembert_mlm_v1.npz")
 SHIPPED_INIT = "pretrained"  # --init value naming the shipped encoder
 AUTO_INIT = "auto"  # elEmBERT's default --init: the shipped encoder when the model fits it
 
@@ -30,16 +31,18 @@ def build_mlm(config: dict, preprocessor):
     import keras
     import keras_hub
 
-    from keras_chem.models.elembert_encoder import build_encoder
+    from keras_chem.models.elembert_encoder import build_encoder, encoder_config, encoder_inputs
 
+    config = encoder_config(config, preprocessor)
     encoder = build_encoder(config, len(preprocessor.vocabulary))
-    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    inputs = encoder_inputs(config)
+    embeddings = encoder(inputs if len(inputs) > 1 else inputs["tokens"])
     mask_positions = keras.Input((None,), dtype="int32", name="mask_positions")
     head = keras_hub.layers.MaskedLMHead(
         token_embedding=encoder.get_layer("token_embedding"), activation="softmax", name="mlm_head"
     )
-    predictions = head(encoder(tokens), mask_positions=mask_positions)
-    return keras.Model({"tokens": tokens, "mask_positions": mask_positions}, predictions, name="elembert_mlm"), encoder
+    predictions = head(embeddings, mask_positions=mask_positions)
+    return keras.Model({**inputs, "mask_positions": mask_positions}, predictions, name="elembert_mlm"), encoder
 
 
 def mask_maker(config: dict, preprocessor, arrays=None):
@@ -58,7 +61,7 @@ def mask_maker(config: dict, preprocessor, arrays=None):
 
     def make(inputs: dict):
         masked = masker(inputs["tokens"])
-        x = {"tokens": np.asarray(masked["token_ids"]), "mask_positions": np.asarray(masked["mask_positions"])}
+        x = {**inputs, "tokens": np.asarray(masked["token_ids"]), "mask_positions": np.asarray(masked["mask_positions"])}
         return x, np.asarray(masked["mask_ids"]), np.asarray(masked["mask_weights"])
 
     return make
@@ -94,28 +97,33 @@ MASKED_TOKENS = PretrainObjective(
 )
 
 
-def shipped_encoder_path() -> Path:
-    """The encoder shipped in the package (`weights/`), pretrained by `kchem pretrain elembert`."""
+def shipped_encoder_path(name: str) -> Path:
+    """A shipped encoder (`weights/`, one of `SHIPPED_ENCODERS`), pretrained by `kchem pretrain elembert`."""
     from importlib.resources import files
 
-    return Path(str(files("keras_chem.weights") / SHIPPED_ENCODER))
+    return Path(str(files("keras_chem.weights") / name))
 
 
 def pretrained_encoder_weights(source: str, config: dict, preprocessor) -> list[np.ndarray] | None:
     """The weights of the encoder `--init` names, after checking it fits the model being built.
 
-    `source`: `pretrained` (the shipped encoder), `auto` (the shipped encoder if it fits, else
-    None: a random initialisation), a `kchem pretrain` output directory or its `encoder_weights.npz`.
+    `source`: `pretrained` (the shipped encoder that fits), `auto` (the shipped encoder that fits,
+    else None: a random initialisation), a `kchem pretrain` output directory or its `encoder_weights.npz`.
     """
     from keras_chem.models.saving import load_encoder_weights
 
-    if source == AUTO_INIT:
-        path = shipped_encoder_path()
-        if not path.exists():
+    if source in (AUTO_INIT, SHIPPED_INIT):
+        problems = []
+        for path in map(shipped_encoder_path, SHIPPED_ENCODERS):
+            weights, meta = load_encoder_weights(path) if path.exists() else (None, None)
+            problem = _mismatch(meta, config, preprocessor) if meta else "not installed"
+            if not problem:
+                return weights
+            problems.append(f"{path.name}: {problem}")
+        if source == AUTO_INIT:
             return None
-        weights, meta = load_encoder_weights(path)
-        return None if _mismatch(meta, config, preprocessor) else weights
-    path = shipped_encoder_path() if source == SHIPPED_INIT else Path(source)
+        raise ValueError(f"--init pretrained: no shipped encoder fits this model ({'; '.join(problems)}); --init none trains from scratch")
+    path = Path(source)
     if path.is_dir():
         from keras_chem.models.saving import load_model
 
@@ -135,9 +143,13 @@ def pretrained_encoder_weights(source: str, config: dict, preprocessor) -> list[
 
 def _mismatch(meta: dict, config: dict, preprocessor) -> str:
     """Why a pretrained encoder (its `meta`: config and preprocessor) does not fit; "" if it does."""
-    mismatched = [k for k in ENCODER_SHAPE_KEYS if meta["config"].get(k) != config.get(k)]
+    from keras_chem.models.elembert_encoder import encoder_config
+
+    config = encoder_config(config, preprocessor)
+    pretrained = {**meta["config"], "distances": meta["preprocessor"].get("distances", False)}  # as its preprocessor settled it
+    mismatched = [k for k in ENCODER_SHAPE_KEYS if pretrained.get(k) != config.get(k)]
     if mismatched:
-        return ", ".join(f"{k}: pretrained {meta['config'].get(k)!r} vs {config.get(k)!r}" for k in mismatched)
+        return ", ".join(f"{k}: pretrained {pretrained.get(k)!r} vs {config.get(k)!r}" for k in mismatched)
     if meta["preprocessor"]["vocabulary"]["tokens"] != preprocessor.vocabulary.tokens:
         return "another token vocabulary"
     if meta["preprocessor"].get("subelements_sha256") != preprocessor.subelements_sha256:

@@ -17,6 +17,7 @@ def featurize_dataset(family, model_config: dict, dataset: Dataset, chunk_rows: 
     from keras_chem.data.registry import get_card
 
     preprocessor = family.preprocessor(model_config)
+    preprocessor.settle(dataset.input_kind)
     card = get_card(dataset.name)
     key = {
         "dataset": dataset.name,

@@ -99,7 +99,7 @@ def build_corpus(family, config: dict, datasets: list[str], exclude: list[str] =
     from keras_chem.training.features import featurize_dataset
 
     excluded = _excluded_identities(family, config, list(exclude))
-    seen, parts, cap = set(), [], 0
+    seen, parts, cap, preprocessor = set(), [], 0, None
     counts = {"n_featurized": 0, "n_skipped": 0, "n_duplicates": 0, "n_excluded": 0}
     for name in datasets:
         data = load_dataset(name, limit=limit)
@@ -117,9 +117,11 @@ def build_corpus(family, config: dict, datasets: list[str], exclude: list[str] =
         counts["n_skipped"] += len(data.skipped) + len(store.skipped)
         parts.append({k: np.asarray(v[keep]) for k, v in store.arrays.items()})
         cap = max(cap, fitted.cap or 0)
+        if parts[0].keys() != parts[-1].keys():
+            raise ValueError(f"{name} gives other arrays than {datasets[0]} (other input kinds?); pretrain on them apart")
+        preprocessor = preprocessor or fitted  # settled by the inputs it featurized (e.g. elEmBERT's distances)
     if not counts["n_featurized"]:
         raise ValueError("no input could be featurized; see the skipped rows")
-    preprocessor = family.preprocessor(config)
     preprocessor.cap = int(cap)
     arrays = {k: np.concatenate([pad_arrays(part, preprocessor.cap, preprocessor.padded_axes)[k] for part in parts]) for k in parts[0]}
     return arrays, preprocessor, counts
