@@ -9,8 +9,6 @@ from keras_chem.featurizers.tokens import CLS_ID, PAD_ID, SEP_ID
 from keras_chem.models.base import TaskInfo
 from keras_chem.models.elembert import DEFAULTS, PERIODIC, ElembertPreprocessor, build
 
-CONFIG = {**DEFAULTS, "distances": True}
-
 
 @pytest.fixture(scope="module")
 def preprocessor():
@@ -44,7 +42,7 @@ def test_the_bias_depends_on_distances_only(preprocessor):
     from scipy.spatial.transform import Rotation
 
     arrays = preprocessor.transform(["a"], ["OCC(N)C=O"], "smiles").arrays
-    model = build(CONFIG, preprocessor, TaskInfo("classification", ["t"]))
+    model = build(DEFAULTS, preprocessor, TaskInfo("classification", ["t"]))
     before = model.predict(arrays, verbose=0)
     moved = dict(arrays, coordinates=arrays["coordinates"].copy())
     atoms = np.flatnonzero(~np.isin(arrays["tokens"][0], [PAD_ID, CLS_ID, SEP_ID]))
@@ -74,7 +72,7 @@ def test_trains_saves_and_reloads(preprocessor, tmp_path):
 
     features = preprocessor.transform([str(i) for i in range(6)], ["CCO", "CCN", "c1ccccc1", "CC(=O)O", "OCCO", "CCCl"], "smiles")
     task = TaskInfo("classification", ["t"])
-    model = build(CONFIG, preprocessor, task)
+    model = build(DEFAULTS, preprocessor, task)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss_for(task, None))
     y = np.array([[0], [1], [0], [1], [0], [1]], dtype="float32")
     bias = model.get_layer("elembert_encoder").get_layer("distance_bias")
