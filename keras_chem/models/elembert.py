@@ -178,7 +178,7 @@ def build(config: dict, preprocessor: ElembertPreprocessor, task: TaskInfo, targ
     # Variable length: batches are trimmed to their bucket; the export fixes it to the cap.
     inputs = encoder_inputs(config)
     encoder = build_encoder(config, len(preprocessor.vocabulary))
-    embeddings = encoder(inputs if len(inputs) > 1 else inputs["tokens"])
+    embeddings = encoder(inputs)
     cls_embedding = keras.layers.Identity(name="cls_embedding")(embeddings[:, 0, :])
     outputs = output_head(cls_embedding, task, target_stats)
     return keras.Model(inputs, outputs, name="elembert")

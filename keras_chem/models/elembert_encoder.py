@@ -53,4 +53,4 @@ def build_encoder(config: dict, vocabulary_size: int):
             x = BiasedTransformerEncoder(**options)(x, bias, padding_mask)
         else:
             x = keras_hub.layers.TransformerEncoder(normalize_first=False, **options)(x, padding_mask=padding_mask)
-    return keras.Model(inputs if len(inputs) > 1 else tokens, x, name="elembert_encoder")
+    return keras.Model(inputs, x, name="elembert_encoder")

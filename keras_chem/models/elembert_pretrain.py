@@ -36,7 +36,7 @@ def build_mlm(config: dict, preprocessor):
     config = encoder_config(config, preprocessor)
     encoder = build_encoder(config, len(preprocessor.vocabulary))
     inputs = encoder_inputs(config)
-    embeddings = encoder(inputs if len(inputs) > 1 else inputs["tokens"])
+    embeddings = encoder(inputs)
     mask_positions = keras.Input((None,), dtype="int32", name="mask_positions")
     head = keras_hub.layers.MaskedLMHead(
         token_embedding=encoder.get_layer("token_embedding"), activation="softmax", name="mlm_head"
