@@ -3,7 +3,7 @@
 For every dataset, split kind and seed, keras-chem trains elEmBERT first (`kchem train elembert --split KIND
 --replicates 1 --seed S`); its run directory holds the split it made (`splits.json`, data-file rows) and the rows
 it could featurize (`rows.npz`). chemprop then trains on a CSV of exactly those rows with that split (its own
-`--splits-file` format), once per `--chemprop EPOCHS[:PATIENCE]` value (chemprop 2's defaults are 50 epochs and no
+`--splits-file` format), once per `--chemprop EPOCHS[:PATIENCE][+FEATURIZER]` value (chemprop 2's defaults are 50 epochs and no
 early stopping; 30 was chemprop 1's), keeping its best-validation-loss checkpoint, in an environment of its own
 that this script creates (`bench/.chemprop-venv`: chemprop 2.x from PyPI, not a keras-chem dependency).
 Every `--elembert NAME=OPTIONS` variant after the first replays the first's `splits.json`; with `--ensemble NAME:N`
@@ -14,10 +14,10 @@ and PR-AUC, a task with one class among its labelled test rows left out (chempro
 mean over tasks, agrees with it to 1e-7 on Tox21's twelve).
 
 Run: `KCHEM_DATA_DIR=../shared/data .venv/bin/python bench/vs_chemprop.py [--datasets tox21 bbbp bace clintox
-sider hiv] [--splits random scaffold] [--seeds 0 1 2] [--chemprop 50 100:10] [--elembert NAME=OPTIONS ...]
+sider hiv] [--splits random scaffold] [--seeds 0 1 2] [--chemprop 50 100:10 50+v1_rdkit_2d_normalized] [--elembert NAME=OPTIONS ...]
 [--ensemble pretrained:3] [--limit N]`. The default variants (`VARIANTS`): the paper's model (tokens only, random
-initialisation), the same from its shipped pretrained encoder, and keras-chem's default (distance-biased attention)
-from scratch and from its shipped encoder. Runs go to bench/runs/vs_chemprop/ (a finished run is read, not
+initialisation), the same from its shipped pretrained encoder, distance-biased attention from scratch and from its
+shipped encoder, and keras-chem's default (that, with RDKit descriptors beside the [CLS] embedding). Runs go to bench/runs/vs_chemprop/ (a finished run is read, not
 retrained); results to bench/results/vs_chemprop.{json,md}, merged with those of earlier invocations (delete the json
 to start a table afresh).
 """
@@ -43,8 +43,9 @@ RESULTS = HERE / "results"
 CHEMPROP_VENV = HERE / ".chemprop-venv"
 CHEMPROP = "chemprop>=2.1,<3"
 TORCH = "torch==2.13.0"  # the CPU build this machine keeps on disk; a bare `torch` would fetch a CUDA build
-VARIANTS = [("paper", "--no-distances --init none"), ("tokens-pretrained", "--no-distances --init pretrained"),
-            ("scratch", "--init none"), ("pretrained", "--init pretrained")]
+VARIANTS = [("paper", "--no-distances --no-descriptors --init none"), ("tokens-pretrained", "--no-distances --no-descriptors --init pretrained"),
+            ("scratch", "--no-descriptors --init none"), ("pretrained", "--no-descriptors --init pretrained"),
+            ("pretrained-descriptors", "--init pretrained")]
 
 
 def chemprop_bin() -> Path:
@@ -87,8 +88,10 @@ def elembert_predictions(out: Path) -> tuple[list[int], np.ndarray, np.ndarray, 
     return [int(row[0]) for row in rows], values[:, : len(tasks)], values[:, len(tasks) : 2 * len(tasks)], tasks
 
 
-def train_chemprop(out: Path, run: Path, tasks: list[str], epochs: int, patience: int | None) -> tuple[list[int], np.ndarray, float]:
-    """chemprop on the rows, split and `tasks` of elEmBERT run `run`; the test rows (data-file rows) and their probabilities."""
+def train_chemprop(out: Path, run: Path, tasks: list[str], epochs: int, patience: int | None,
+                   featurizer: str | None = None) -> tuple[list[int], np.ndarray, float]:
+    """chemprop on the rows, split and `tasks` of elEmBERT run `run` (with `featurizer`, its molecule features beside
+    the D-MPNN's, e.g. v1_rdkit_2d_normalized); the test rows (data-file rows) and their probabilities."""
     with np.load(run / "rows.npz", allow_pickle=False) as saved:
         file_rows, targets = saved["file_rows"].tolist(), saved["targets"]
     split = json.loads((run / "splits.json").read_text())[0]
@@ -110,6 +113,7 @@ def train_chemprop(out: Path, run: Path, tasks: list[str], epochs: int, patience
         seconds = timed([str(chemprop_bin()), "train", "--data-path", str(out / "data.csv"), "-s", "smiles", "--target-columns", *tasks,
                          "--task-type", "classification", "--splits-file", str(out / "splits.json"), "--epochs", str(epochs),
                          *(["--patience", str(patience)] if patience else []),
+                         *(["--molecule-featurizers", featurizer] if featurizer else []),
                          "--output-dir", str(out), "--num-workers", "0", "--accelerator", "cpu"], out.parent / f"{out.name}.log")
         (out / "wall_seconds.json").write_text(json.dumps({"seconds": seconds}))
     with open(out / "data.csv") as handle:
@@ -155,10 +159,10 @@ def one_split(dataset: str, split: str, seed: int, args) -> list[dict]:
             singles = [score(rows, member, truth, tasks)["roc_auc"] for member in members]
             results.append({"model": f"elembert ({name}, mean of {models} seeds)", "options": options, **score(rows, np.mean(members, axis=0), truth, tasks),
                             "seconds": total, "single_model_roc_auc": singles})
-    for epochs, patience in args.chemprop:
-        name = f"chemprop-e{epochs}" + (f"-p{patience}" if patience else "")
-        rows, probabilities, seconds = train_chemprop(base / name, first, tasks, epochs, patience)
-        label = f"chemprop ({epochs} epochs" + (f", patience {patience})" if patience else ")")
+    for epochs, patience, featurizer in args.chemprop:
+        name = f"chemprop-e{epochs}" + (f"-p{patience}" if patience else "") + (f"-{featurizer}" if featurizer else "")
+        rows, probabilities, seconds = train_chemprop(base / name, first, tasks, epochs, patience, featurizer)
+        label = f"chemprop ({epochs} epochs" + (f", patience {patience}" if patience else "") + (f", + {featurizer}" if featurizer else "") + ")"
         results.append({"model": label, **score(rows, probabilities, truth, tasks), "seconds": seconds})
     return [{"dataset": dataset, "split": split, "seed": seed, "limit": args.limit, **r} for r in results]
 
@@ -208,9 +212,11 @@ def ensemble_size(text: str) -> tuple[str, int]:
     return name, int(models)
 
 
-def chemprop_run(text: str) -> tuple[int, int | None]:
-    epochs, _, patience = text.partition(":")
-    return int(epochs), int(patience) if patience else None
+def chemprop_run(text: str) -> tuple[int, int | None, str | None]:
+    """`EPOCHS[:PATIENCE][+FEATURIZER]`, e.g. `50`, `100:10`, `50+v1_rdkit_2d_normalized`."""
+    run, _, featurizer = text.partition("+")
+    epochs, _, patience = run.partition(":")
+    return int(epochs), int(patience) if patience else None, featurizer or None
 
 
 def main() -> None:
@@ -218,8 +224,9 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["tox21", "bbbp", "bace", "clintox", "sider", "hiv"])
     parser.add_argument("--splits", nargs="+", choices=["random", "scaffold"], default=["random", "scaffold"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--chemprop", nargs="+", type=chemprop_run, default=[(50, None), (100, 10)],
-                        help="EPOCHS[:PATIENCE] of each chemprop run (default: its defaults, 50 epochs; and up to 100 with early stopping)")
+    parser.add_argument("--chemprop", nargs="+", type=chemprop_run, default=[(50, None, None), (100, 10, None)],
+                        help="EPOCHS[:PATIENCE][+FEATURIZER] of each chemprop run (default: its defaults, 50 epochs; and up to 100 "
+                        "with early stopping); +v1_rdkit_2d_normalized adds those molecule features")
     parser.add_argument("--elembert", nargs="+", type=variant, default=VARIANTS,
                         help="NAME=OPTIONS for `kchem train elembert`, one model each; the first makes the splits")
     parser.add_argument("--ensemble", nargs="+", type=ensemble_size, default=[], help="NAME:N: N models of elEmBERT variant NAME "

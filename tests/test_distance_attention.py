@@ -12,7 +12,7 @@ from keras_chem.models.elembert import DEFAULTS, PERIODIC, ElembertPreprocessor,
 
 @pytest.fixture(scope="module")
 def preprocessor():
-    pre = ElembertPreprocessor(tokens="v1", distances=True)
+    pre = ElembertPreprocessor(tokens="v1", distances=True, descriptors=False)
     pre.fit_transform(["long"], ["CCCCCCCCO"], "smiles")
     return pre
 
@@ -58,7 +58,7 @@ def test_the_bias_depends_on_distances_only(preprocessor):
 
     stretched = dict(arrays, coordinates=arrays["coordinates"] * 1.5)
     assert not np.allclose(model.predict(stretched, verbose=0), before, atol=1e-6)
-    tokens_only = ElembertPreprocessor(tokens="v1", distances=False)
+    tokens_only = ElembertPreprocessor(tokens="v1", distances=False, descriptors=False)
     tokens_only.fit_transform(["long"], ["CCCCCCCCO"], "smiles")
     plain = build(DEFAULTS, tokens_only, TaskInfo("classification", ["t"]))
     assert model.count_params() == plain.count_params() + 2 * len(np.arange(0.0, 8.5, 0.5))  # a Gaussian weight per head
@@ -85,14 +85,14 @@ def test_trains_saves_and_reloads(preprocessor, tmp_path):
 
 
 def test_a_default_run_on_smiles_exports_with_coordinates(tmp_path):
-    """`kchem train elembert` on SMILES: distances on by default; the fold model reloads and the
-    SavedModel (tokens and coordinates) predicts what the folds do."""
+    """`kchem train elembert` on SMILES: distances and descriptors on by default; the fold model reloads and
+    the SavedModel (tokens, coordinates, descriptors) predicts what the folds do."""
     from runs import check_round_trip_and_saved_model, kchem, train_args
 
     out = tmp_path / "run"
     kchem(*train_args(out, extra=["--limit", "48", "--epochs", "1", "--batch-size", "16", "--seed", "3"]))
     info = json.loads((out / "model_info.json").read_text())
-    assert info["preprocessor"]["distances"] is True
+    assert info["preprocessor"]["distances"] is True and info["preprocessor"]["descriptors"] is True
     check_round_trip_and_saved_model(out, ["CCO", "c1ccccc1O"], "smiles", tmp_path)
 
 
@@ -102,14 +102,14 @@ def test_masked_token_pretraining_sees_the_coordinates_and_transfers(tmp_path, p
     from keras_chem.training.config import resolve_model_config
     from keras_chem.training.pretrain import pretrain
 
-    config = resolve_model_config(FAMILY, {"epochs": 1, "batch_size": 16, "layers": 1})
+    config = resolve_model_config(FAMILY, {**FAMILY.pretraining["mlm"].defaults, "epochs": 1, "batch_size": 16, "layers": 1})
     info = pretrain(FAMILY, "mlm", ["bbbp"], config, tmp_path / "pt", seed=0, limit=40)
     assert info["preprocessor"]["distances"] is True
     model = build(config, preprocessor, TaskInfo("classification", ["t"]))
     FAMILY.initialize(model, str(tmp_path / "pt" / "encoder_weights.npz"), config, preprocessor)
     bias = model.get_layer("elembert_encoder").get_layer("distance_bias").get_weights()[0]
     assert any(np.array_equal(bias, w) for w in load_encoder_weights(tmp_path / "pt" / "encoder_weights.npz")[0])
-    tokens_only = ElembertPreprocessor(tokens="v1", distances=False)
+    tokens_only = ElembertPreprocessor(tokens="v1", distances=False, descriptors=False)
     tokens_only.fit_transform(["a"], ["CCO"], "smiles")
     with pytest.raises(ValueError, match="distances: pretrained True vs False"):
         FAMILY.initialize(build(config, tokens_only, TaskInfo("classification", ["t"])), str(tmp_path / "pt"), config, tokens_only)

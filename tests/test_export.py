@@ -55,14 +55,15 @@ def test_saved_model_matches_keras_predictions(run_dir, tmp_path):
 
     path = export_saved_model(run_dir, tmp_path / "saved")
     info = json.loads((run_dir / "model_info.json").read_text())
-    tokens = ElembertPreprocessor(**info["preprocessor"]).transform(["0", "1"], ["CCO", "c1ccccc1O"], "smiles").arrays["tokens"]
-    expected = np.asarray(ensemble(run_dir).predict({"tokens": tokens}, verbose=0))
-    np.save(tmp_path / "tokens.npy", tokens)
+    arrays = ElembertPreprocessor(**info["preprocessor"]).transform(["0", "1"], ["CCO", "c1ccccc1O"], "smiles").arrays
+    assert arrays.keys() == {"tokens", "descriptors"}
+    expected = np.asarray(ensemble(run_dir).predict(arrays, verbose=0))
+    np.savez(tmp_path / "inputs.npz", **arrays)
     code = (
         "import json, sys, numpy as np, tensorflow as tf\n"
         f"m = tf.saved_model.load({str(path)!r})\n"
-        f"x = np.load({str(tmp_path / 'tokens.npy')!r})\n"
-        "y = m.serve({'tokens': tf.constant(x)})\n"
+        f"x = np.load({str(tmp_path / 'inputs.npz')!r})\n"
+        "y = m.serve({name: tf.constant(x[name]) for name in x.files})\n"
         "print(json.dumps(np.asarray(y).tolist()))\n"
         "print('keras' in sys.modules and 'keras_chem' in sys.modules)\n"
     )

@@ -28,26 +28,30 @@ DEFAULTS = {
     "dropout": 0.1,
     "max_atoms": None,
     "distances": "auto",  # distance-biased attention: on for V1 tokens of SMILES (their conformers), off otherwise
+    "descriptors": "auto",  # RDKit's 2-D descriptors beside the [CLS] embedding: on for SMILES, off otherwise
+    "descriptor_dropout": 0.5,  # on the standardized descriptors; 0.1 let them overfit before the encoder learned
 }
-DISTANCE_SETTINGS = {"auto": "auto", "true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
+SWITCH_SETTINGS = {"auto": "auto", "true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
 NO_COORDINATES = "distance attention needs the atoms' 3-D coordinates: use --tokens v1"
 PERIODIC = "distance attention takes molecules; this structure is periodic"
+NO_SMILES = "--descriptors takes molecules given as SMILES"
 
 
-def distance_setting(value) -> bool | str:
-    """`--distances` as given (a bool, or auto/true/false/on/off/...) → True, False or "auto"."""
+def switch_setting(value, flag: str = "distances") -> bool | str:
+    """`--distances` or `--descriptors` as given (a bool, or auto/true/false/on/off/...) → True, False or "auto"."""
     if isinstance(value, bool):
         return value
-    if str(value).lower() not in DISTANCE_SETTINGS:
-        raise ValueError(f"--distances takes auto, true or false, not {value!r}")
-    return DISTANCE_SETTINGS[str(value).lower()]
+    if str(value).lower() not in SWITCH_SETTINGS:
+        raise ValueError(f"--{flag} takes auto, true or false, not {value!r}")
+    return SWITCH_SETTINGS[str(value).lower()]
 
 
 class ElembertPreprocessor(PaddedPreprocessor):
     """SMILES / structures / formulas → `tokens [n, L] int32` as `[CLS] atoms [SEP]`, 0-padded;
-    with `distances`, also `coordinates [n, L, 3] float32` (Å, zero for [CLS], [SEP] and padding).
-    `distances="auto"` is settled by the kind of input (`settle`, which `featurize` calls): on for V1 tokens
-    of SMILES, off otherwise.
+    with `distances`, also `coordinates [n, L, 3] float32` (Å, zero for [CLS], [SEP] and padding); with
+    `descriptors`, also `descriptors [n, D] float32` (RDKit's, squashed: `featurizers/descriptors.py`).
+    `"auto"` is settled by the kind of input (`settle`, which `featurize` calls): distances on for V1 tokens
+    of SMILES, descriptors on for SMILES, both off otherwise.
 
     `L` (the cap, `seq_len`) is taken from the data at `fit_transform` (longest sequence); with
     `max_atoms` set, a longer input is skipped and reported instead of truncated.
@@ -57,10 +61,13 @@ class ElembertPreprocessor(PaddedPreprocessor):
 
     def __init__(self, tokens: str = "v1", max_atoms: int | None = None, seq_len: int | None = None,
                  vocabulary=None, subelements: str = "default", subelements_sha256: str | None = None,
-                 conformer_seed: int = CONFORMER_SEED, distances: bool | str = "auto"):
+                 conformer_seed: int = CONFORMER_SEED, distances: bool | str = "auto", descriptors: bool | str = "auto",
+                 descriptor_names: list[str] | None = None):
         if tokens not in TOKEN_SETS:
             raise ValueError(f"unknown token set {tokens!r}; choose one of {', '.join(TOKEN_SETS)}")
-        self.distances = distance_setting(distances)
+        self.distances = switch_setting(distances)
+        self.descriptors = switch_setting(descriptors, "descriptors")
+        self.descriptor_names = descriptor_names
         if self.distances is True and tokens != "v1":
             raise ValueError(NO_COORDINATES)
         if tokens != "v1":
@@ -96,6 +103,14 @@ class ElembertPreprocessor(PaddedPreprocessor):
     def settle(self, input_kind: str) -> None:
         if self.distances == "auto":
             self.distances = input_kind == "smiles"
+        if self.descriptors == "auto":
+            self.descriptors = input_kind == "smiles"
+        if self.descriptors and input_kind != "smiles":
+            raise ValueError(NO_SMILES)
+        if self.descriptors and self.descriptor_names is None:
+            from keras_chem.featurizers.descriptors import descriptor_names
+
+            self.descriptor_names = descriptor_names()
 
     def featurize(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
         self.settle(input_kind)
@@ -118,6 +133,13 @@ class ElembertPreprocessor(PaddedPreprocessor):
             arrays["coordinates"] = np.zeros((len(keep), width, 3), dtype=np.float32)
             for i, row in enumerate(keep):
                 arrays["coordinates"][i, 1 : 1 + len(structures[row])] = structures[row].positions
+        if self.descriptors:
+            from keras_chem.featurizers.descriptors import descriptor_functions, squashed_descriptors
+
+            functions = descriptor_functions(self.descriptor_names)
+            arrays["descriptors"] = np.zeros((len(keep), len(functions)), dtype=np.float32)
+            for i, row in enumerate(keep):
+                arrays["descriptors"][i] = squashed_descriptors(inputs[kept[row]], functions)
         return Features(kept=np.asarray(kept, dtype=np.int64)[keep], arrays=arrays, skipped=skipped)
 
     def over_cap_reason(self, size: int) -> str:
@@ -131,6 +153,8 @@ class ElembertPreprocessor(PaddedPreprocessor):
         signature = {"tokens": ((self.cap,), "int32")}
         if self.distances:
             signature["coordinates"] = ((self.cap, 3), "float32")
+        if self.descriptors:
+            signature["descriptors"] = ((len(self.descriptor_names),), "float32")
         return signature
 
     def get_config(self) -> dict:
@@ -140,6 +164,8 @@ class ElembertPreprocessor(PaddedPreprocessor):
             "seq_len": self.cap,
             "vocabulary": self.vocabulary.to_dict(),
             "distances": self.distances,
+            "descriptors": self.descriptors,
+            "descriptor_names": self.descriptor_names,
         }
         if self.tokens == "v1":
             config.update(
@@ -180,8 +206,22 @@ def build(config: dict, preprocessor: ElembertPreprocessor, task: TaskInfo, targ
     encoder = build_encoder(config, len(preprocessor.vocabulary))
     embeddings = encoder(inputs)
     cls_embedding = keras.layers.Identity(name="cls_embedding")(embeddings[:, 0, :])
-    outputs = output_head(cls_embedding, task, target_stats)
+    features = cls_embedding
+    if preprocessor.descriptors:
+        inputs = {**inputs, "descriptors": keras.Input((len(preprocessor.descriptor_names),), dtype="float32", name="descriptors")}
+        features = keras.layers.Concatenate(name="with_descriptors")([cls_embedding, descriptor_projection(inputs["descriptors"], config)])
+    outputs = output_head(features, task, target_stats)
     return keras.Model(inputs, outputs, name="elembert")
+
+
+def descriptor_projection(descriptors, config: dict):
+    """Squashed descriptors → `[B, embed_dim]`: standardized by batch statistics (their moving averages at
+    inference), dropout, one GELU layer."""
+    import keras
+
+    x = keras.layers.BatchNormalization(name="descriptor_norm")(descriptors)
+    x = keras.layers.Dropout(config["descriptor_dropout"], name="descriptor_dropout")(x)
+    return keras.layers.Dense(config["embed_dim"], activation="gelu", name="descriptor_projection")(x)
 
 
 class ElembertFamily(ModelFamily):
@@ -197,15 +237,16 @@ class ElembertFamily(ModelFamily):
         return {"mlm": MASKED_TOKENS}
 
     def check_config(self, config: dict) -> None:
-        if distance_setting(config["distances"]) is True and config["tokens"] != "v1":
+        if switch_setting(config["distances"]) is True and config["tokens"] != "v1":
             raise ValueError(NO_COORDINATES)
+        switch_setting(config["descriptors"], "descriptors")
 
     def preprocessor(self, config: dict) -> ElembertPreprocessor:
         return ElembertPreprocessor(tokens=config["tokens"], max_atoms=config["max_atoms"], subelements=config["subelements"],
-                                    distances=config["distances"])
+                                    distances=config["distances"], descriptors=config["descriptors"])
 
     def preprocessor_from_config(self, config: dict) -> ElembertPreprocessor:
-        return ElembertPreprocessor(**{"distances": False, **config})  # models saved before `distances` have none
+        return ElembertPreprocessor(**{"distances": False, "descriptors": False, **config})  # as models saved before either option
 
     def build(self, config, preprocessor, task, target_stats=None):
         return build(config, preprocessor, task, target_stats)

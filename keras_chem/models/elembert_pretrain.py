@@ -61,7 +61,8 @@ def mask_maker(config: dict, preprocessor, arrays=None):
 
     def make(inputs: dict):
         masked = masker(inputs["tokens"])
-        x = {**inputs, "tokens": np.asarray(masked["token_ids"]), "mask_positions": np.asarray(masked["mask_positions"])}
+        encoder_inputs = {name: inputs[name] for name in ("tokens", "coordinates") if name in inputs}  # not descriptors
+        x = {**encoder_inputs, "tokens": np.asarray(masked["token_ids"]), "mask_positions": np.asarray(masked["mask_positions"])}
         return x, np.asarray(masked["mask_ids"]), np.asarray(masked["mask_weights"])
 
     return make
@@ -94,6 +95,7 @@ MASKED_TOKENS = PretrainObjective(
     summary_metric="accuracy",
     default_datasets=MOLECULE_CORPUS,
     encoder_weights="encoder_weights.npz",
+    defaults={"descriptors": False},  # the encoder never sees them; the corpus need not compute them
 )
 
 
