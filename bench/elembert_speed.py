@@ -41,7 +41,7 @@ def measure_train(n_rows: int = N_ROWS, epochs: int = 2) -> dict:
     from keras_chem.training.fit import compile_model
 
     data = load_dataset("tox21", limit=n_rows)
-    pre = ElembertPreprocessor(tokens="v0", max_atoms=REFERENCE_LENGTH - 2, descriptors=False)  # the encoder alone, as the reference
+    pre = ElembertPreprocessor(tokens="v0", max_atoms=REFERENCE_LENGTH - 2)
     features = pre.fit_transform(data.ids, data.inputs, data.input_kind)
     tokens, y = features.arrays["tokens"], data.targets[features.kept]
     task = TaskInfo("classification", data.target_names)

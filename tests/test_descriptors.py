@@ -34,6 +34,7 @@ def test_descriptors_are_rdkits_squashed(preprocessor):
     with pytest.raises(ValueError, match=NO_SMILES):
         ElembertPreprocessor(tokens="v0", descriptors=True).featurize(["x"], ["H2O"], "composition")
     assert ElembertPreprocessor(tokens="v0", descriptors="auto").featurize(["x"], ["H2O"], "composition").arrays.keys() == {"tokens"}
+    assert ElembertPreprocessor(tokens="v0", descriptors="auto").featurize(["x"], ["CCO"], "smiles").arrays.keys() == {"tokens"}
     saved = {**preprocessor.get_config(), "descriptor_names": ["MolWt", "NoSuchDescriptor"]}
     with pytest.raises(ValueError, match="no descriptor NoSuchDescriptor"):
         ElembertPreprocessor(**saved).transform(["x"], ["CCO"], "smiles")

@@ -98,7 +98,7 @@ def test_bad_structures_are_skipped_with_reasons():
 
 
 def test_positional_option_adds_a_fixed_sinusoidal_table():
-    pre = ElembertPreprocessor(tokens="v0", descriptors=False)
+    pre = ElembertPreprocessor(tokens="v0")
     pre.fit_transform(["a"], ["CCCCO"], "smiles")
     task = TaskInfo("classification", ["t"])
     plain = build(DEFAULTS, pre, task)
@@ -135,6 +135,4 @@ def test_losses_round_trip_and_ignore_missing_labels(loss_name):
 def test_two_devices_train_the_weights_one_device_trains():
     from data_parallel import assert_two_devices_match
 
-    # no descriptors: under TensorFlow their batch normalization sees each device's half of a batch
-    assert_two_devices_match("keras_chem.models.elembert", "bbbp", 72,
-                             {"tokens": "v0", "dropout": 0.0, "batch_size": 16, "layers": 1, "descriptors": False})
+    assert_two_devices_match("keras_chem.models.elembert", "bbbp", 72, {"tokens": "v0", "dropout": 0.0, "batch_size": 16, "layers": 1})

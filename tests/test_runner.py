@@ -172,10 +172,9 @@ def test_v1_tokens_on_crystals_multiclass_and_structure_predictions(tmp_path):
 
 def test_two_devices_give_the_predictions_of_one(tmp_path):
     """`--devices 2` end to end: the fold worker sees two CPU devices (JAX's host platform flag or
-    TensorFlow's logical devices) and trains the model one device trains (SGD, no dropout; no descriptors, whose
-    batch normalization sees each device's share of a batch under TensorFlow)."""
+    TensorFlow's logical devices) and trains the model one device trains (SGD, no dropout)."""
     args = ["--dataset", "esol", "--replicates", "1", "--limit", "64", "--epochs", "1", "--tokens", "v0", "--optimizer", "sgd",
-            "--learning-rate", "0.01", "--dropout", "0", "--batch-size", "16", "--layers", "1", "--no-descriptors"]
+            "--learning-rate", "0.01", "--dropout", "0", "--batch-size", "16", "--layers", "1"]
     predictions = {}
     for devices in ("1", "2"):
         out = tmp_path / devices

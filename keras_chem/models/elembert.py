@@ -28,7 +28,7 @@ DEFAULTS = {
     "dropout": 0.1,
     "max_atoms": None,
     "distances": "auto",  # distance-biased attention: on for V1 tokens of SMILES (their conformers), off otherwise
-    "descriptors": "auto",  # RDKit's 2-D descriptors beside the [CLS] embedding: on for SMILES, off otherwise
+    "descriptors": "auto",  # RDKit's 2-D descriptors beside the [CLS] embedding: on for V1 tokens of SMILES, off otherwise
     "descriptor_dropout": 0.5,  # on the standardized descriptors; 0.1 let them overfit before the encoder learned
 }
 SWITCH_SETTINGS = {"auto": "auto", "true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
@@ -51,7 +51,7 @@ class ElembertPreprocessor(PaddedPreprocessor):
     with `distances`, also `coordinates [n, L, 3] float32` (Å, zero for [CLS], [SEP] and padding); with
     `descriptors`, also `descriptors [n, D] float32` (RDKit's, squashed: `featurizers/descriptors.py`).
     `"auto"` is settled by the kind of input (`settle`, which `featurize` calls): distances on for V1 tokens
-    of SMILES, descriptors on for SMILES, both off otherwise.
+    of SMILES, descriptors too (a V0 model stays usable on structures and formulas), both off otherwise.
 
     `L` (the cap, `seq_len`) is taken from the data at `fit_transform` (longest sequence); with
     `max_atoms` set, a longer input is skipped and reported instead of truncated.
@@ -104,7 +104,7 @@ class ElembertPreprocessor(PaddedPreprocessor):
         if self.distances == "auto":
             self.distances = input_kind == "smiles"
         if self.descriptors == "auto":
-            self.descriptors = input_kind == "smiles"
+            self.descriptors = input_kind == "smiles" and self.tokens == "v1"
         if self.descriptors and input_kind != "smiles":
             raise ValueError(NO_SMILES)
         if self.descriptors and self.descriptor_names is None:
