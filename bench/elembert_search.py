@@ -24,20 +24,24 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from vs_chemprop import RUNS as VS_CHEMPROP_RUNS  # noqa: E402
-from vs_chemprop import VARIANTS, train_elembert, variant  # noqa: E402
+from vs_chemprop import VARIANTS, backend_of, train_elembert, variant  # noqa: E402
 
 RESULTS = HERE / "results"
 GRID = [
-    ("paper", "--no-distances --no-descriptors --init none"),
-    ("tokens-pretrained", "--no-distances --no-descriptors --init pretrained"),
-    ("scratch", "--no-descriptors --init none"),
-    ("scratch-64d", "--no-descriptors --init none --embed-dim 64 --heads 4 --layers 4 --ff-dim 128"),
-    ("pretrained", "--no-descriptors --init pretrained"),
-    ("pretrained-patience20", "--no-descriptors --init pretrained --patience 20"),
-    ("scratch-descriptors-dropout0.1", "--init none --descriptor-dropout 0.1"),
-    ("pretrained-descriptors-dropout0.1", "--init pretrained --descriptor-dropout 0.1"),
-    ("scratch-descriptors", "--init none"),
-    ("pretrained-descriptors", "--init pretrained"),
+    ("paper", "--no-distances --no-descriptors --no-atom-features --init none"),
+    ("tokens-pretrained", "--no-distances --no-descriptors --no-atom-features --init pretrained"),
+    ("scratch", "--no-descriptors --no-atom-features --init none"),
+    ("scratch-64d", "--no-descriptors --no-atom-features --init none --embed-dim 64 --heads 4 --layers 4 --ff-dim 128"),
+    ("pretrained", "--no-descriptors --no-atom-features --init pretrained"),
+    ("pretrained-patience20", "--no-descriptors --no-atom-features --init pretrained --patience 20"),
+    ("scratch-descriptors-dropout0.1", "--no-atom-features --init none --descriptor-dropout 0.1"),
+    ("pretrained-descriptors-dropout0.1", "--no-atom-features --init pretrained --descriptor-dropout 0.1"),
+    ("scratch-descriptors", "--no-atom-features --init none"),
+    ("pretrained-descriptors", "--no-atom-features --init pretrained"),
+    ("scratch-descriptors-seed1", "--no-atom-features --init none --seed 1"),
+    ("scratch-descriptors-atoms", "--init none"),
+    ("scratch-descriptors-atoms-seed1", "--init none --seed 1"),
+    ("pretrained-descriptors-atoms", "--init pretrained"),
 ]
 
 
@@ -52,7 +56,8 @@ def search(dataset: str, candidates: list[tuple[str, str]], args) -> list[dict]:
         seconds = train_elembert(out, dataset, "random", 0, options, splits_file, args)
         metrics = json.loads((out / "fold_0" / "metrics.json").read_text())
         results.append({"dataset": dataset, "candidate": name, "options": options, "best_val_loss": metrics["best_val_loss"],
-                        "best_epoch": metrics["best_epoch"], "epochs_trained": metrics["epochs_trained"], "seconds": seconds})
+                        "best_epoch": metrics["best_epoch"], "epochs_trained": metrics["epochs_trained"], "seconds": seconds,
+                        "backend": backend_of(out)})
     return results
 
 
@@ -71,11 +76,12 @@ def write(results: list[dict]) -> str:
                              "chosen": chosen, "results": results})
     lines = [f"`bench/elembert_search.py` (each dataset's random seed-0 split of `bench/vs_chemprop.py`), {os.cpu_count()} CPU(s): "
              "candidates ranked by best validation loss; test rows not used.", "",
-             "| dataset | candidate | options | best val loss | best epoch | epochs | seconds |", "|---|---|---|---|---|---|---|"]
+             "A backend of — marks a run made before the scripts recorded it (and before `--atom-features` existed: none has atom features).",
+             "", "| dataset | candidate | options | backend | best val loss | best epoch | epochs | seconds |", "|---|---|---|---|---|---|---|---|"]
     for dataset in datasets:
         for r in sorted((r for r in results if r["dataset"] == dataset), key=lambda r: r["best_val_loss"]):
             mark = " (chosen)" if r["candidate"] == chosen[dataset] else ""
-            lines.append(f"| {dataset} | {r['candidate']}{mark} | `{r['options']}` | {r['best_val_loss']:.4f} | {r['best_epoch']} | "
+            lines.append(f"| {dataset} | {r['candidate']}{mark} | `{r['options']}` | {r.get('backend', '—')} | {r['best_val_loss']:.4f} | {r['best_epoch']} | "
                          f"{r['epochs_trained']} | {r['seconds']:.0f} |")
     atomic_write_text(RESULTS / "elembert_search.md", "\n".join(lines) + "\n")
     return "\n".join(lines)

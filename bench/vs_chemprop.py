@@ -17,8 +17,10 @@ Run: `KCHEM_DATA_DIR=../shared/data .venv/bin/python bench/vs_chemprop.py [--dat
 sider hiv] [--splits random scaffold] [--seeds 0 1 2] [--chemprop 50 100:10 50+v1_rdkit_2d_normalized] [--elembert NAME=OPTIONS ...]
 [--ensemble pretrained:3] [--limit N]`. The default variants (`VARIANTS`): the paper's model (tokens only, random
 initialisation), the same from its shipped pretrained encoder, distance-biased attention from scratch and from its
-shipped encoder, and keras-chem's default (that, with RDKit descriptors beside the [CLS] embedding). Runs go to bench/runs/vs_chemprop/ (a finished run is read, not
-retrained); results to bench/results/vs_chemprop.{json,md}, merged with those of earlier invocations (delete the json
+shipped encoder, that with RDKit descriptors beside the [CLS] embedding, and keras-chem's default (that, with
+RDKit's atom features added to the token embeddings). `--chemprop` with no value runs no chemprop (its rows already in
+the table stay). Each elEmBERT row records the Keras backend it trained on. Runs go to bench/runs/vs_chemprop/ (a
+finished run is read, not retrained); results to bench/results/vs_chemprop.{json,md}, merged with those of earlier invocations (delete the json
 to start a table afresh).
 """
 
@@ -43,9 +45,10 @@ RESULTS = HERE / "results"
 CHEMPROP_VENV = HERE / ".chemprop-venv"
 CHEMPROP = "chemprop>=2.1,<3"
 TORCH = "torch==2.13.0"  # the CPU build this machine keeps on disk; a bare `torch` would fetch a CUDA build
-VARIANTS = [("paper", "--no-distances --no-descriptors --init none"), ("tokens-pretrained", "--no-distances --no-descriptors --init pretrained"),
-            ("scratch", "--no-descriptors --init none"), ("pretrained", "--no-descriptors --init pretrained"),
-            ("pretrained-descriptors", "--init pretrained")]
+VARIANTS = [("paper", "--no-distances --no-descriptors --no-atom-features --init none"),
+            ("tokens-pretrained", "--no-distances --no-descriptors --no-atom-features --init pretrained"),
+            ("scratch", "--no-descriptors --no-atom-features --init none"), ("pretrained", "--no-descriptors --no-atom-features --init pretrained"),
+            ("pretrained-descriptors", "--no-atom-features --init pretrained"), ("pretrained-descriptors-atoms", "--init pretrained")]
 
 
 def chemprop_bin() -> Path:
@@ -75,6 +78,11 @@ def train_elembert(out: Path, dataset: str, split: str, seed: int, options: str,
     seconds = timed(command, out.parent / f"{out.name}.log")
     (out / "wall_seconds.json").write_text(json.dumps({"seconds": seconds}))
     return seconds
+
+
+def backend_of(out: Path) -> str:
+    """The Keras backend a run trained on (its config.json)."""
+    return json.loads((out / "config.json").read_text())["backend"]
 
 
 def elembert_predictions(out: Path) -> tuple[list[int], np.ndarray, np.ndarray, list[str]]:
@@ -145,7 +153,8 @@ def one_split(dataset: str, split: str, seed: int, args) -> list[dict]:
         rows, targets, probabilities, variant_tasks = elembert_predictions(out)
         if first is None:
             first, truth, tasks = out, dict(zip(rows, targets)), variant_tasks
-        results.append({"model": f"elembert ({name})", "options": options, **score(rows, probabilities, truth, tasks), "seconds": seconds})
+        results.append({"model": f"elembert ({name})", "options": options, **score(rows, probabilities, truth, tasks), "seconds": seconds,
+                        "backend": backend_of(out)})
         models = args.ensemble.get(name, 1)
         if out != first and models > 1:
             members, total = [probabilities], seconds
@@ -224,9 +233,10 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["tox21", "bbbp", "bace", "clintox", "sider", "hiv"])
     parser.add_argument("--splits", nargs="+", choices=["random", "scaffold"], default=["random", "scaffold"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--chemprop", nargs="+", type=chemprop_run, default=[(50, None, None), (100, 10, None)],
+    parser.add_argument("--chemprop", nargs="*", type=chemprop_run, default=[(50, None, None), (100, 10, None)],
                         help="EPOCHS[:PATIENCE][+FEATURIZER] of each chemprop run (default: its defaults, 50 epochs; and up to 100 "
-                        "with early stopping); +v1_rdkit_2d_normalized adds those molecule features")
+                        "with early stopping); +v1_rdkit_2d_normalized adds those molecule features; none given: no chemprop run "
+                        "(its earlier results stay in the table)")
     parser.add_argument("--elembert", nargs="+", type=variant, default=VARIANTS,
                         help="NAME=OPTIONS for `kchem train elembert`, one model each; the first makes the splits")
     parser.add_argument("--ensemble", nargs="+", type=ensemble_size, default=[], help="NAME:N: N models of elEmBERT variant NAME "

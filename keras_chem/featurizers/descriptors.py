@@ -29,9 +29,10 @@ def descriptor_functions(names: list[str]) -> list:
 
 def squashed_descriptors(smiles: str, functions: list) -> np.ndarray:
     """One molecule's descriptors, `[len(functions)] float32`."""
-    from rdkit import Chem
+    from rdkit import Chem, rdBase
 
-    molecule = Chem.MolFromSmiles(smiles)
+    with rdBase.BlockLogs():
+        molecule = Chem.MolFromSmiles(smiles)
     if molecule is None:
         raise ValueError(f"RDKit cannot parse SMILES {smiles!r}")
     values = np.array([_value(function, molecule) for function in functions], dtype=np.float64)

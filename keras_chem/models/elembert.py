@@ -30,11 +30,12 @@ DEFAULTS = {
     "distances": "auto",  # distance-biased attention: on for V1 tokens of SMILES (their conformers), off otherwise
     "descriptors": "auto",  # RDKit's 2-D descriptors beside the [CLS] embedding: on for V1 tokens of SMILES, off otherwise
     "descriptor_dropout": 0.5,  # on the standardized descriptors; 0.1 let them overfit before the encoder learned
+    "atom_features": "auto",  # each atom's RDKit chemistry (degree, charge, hybridization, ...) added to its token embedding: as descriptors
 }
 SWITCH_SETTINGS = {"auto": "auto", "true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
 NO_COORDINATES = "distance attention needs the atoms' 3-D coordinates: use --tokens v1"
 PERIODIC = "distance attention takes molecules; this structure is periodic"
-NO_SMILES = "--descriptors takes molecules given as SMILES"
+NO_SMILES = "--{} takes molecules given as SMILES"
 
 
 def switch_setting(value, flag: str = "distances") -> bool | str:
@@ -49,25 +50,28 @@ def switch_setting(value, flag: str = "distances") -> bool | str:
 class ElembertPreprocessor(PaddedPreprocessor):
     """SMILES / structures / formulas → `tokens [n, L] int32` as `[CLS] atoms [SEP]`, 0-padded;
     with `distances`, also `coordinates [n, L, 3] float32` (Å, zero for [CLS], [SEP] and padding); with
-    `descriptors`, also `descriptors [n, D] float32` (RDKit's, squashed: `featurizers/descriptors.py`).
+    `descriptors`, also `descriptors [n, D] float32` (RDKit's, squashed: `featurizers/descriptors.py`); with
+    `atom_features`, also `atom_features [n, L, F] int8` (`featurizers/atom_features.py`, 0 where no atom).
     `"auto"` is settled by the kind of input (`settle`, which `featurize` calls): distances on for V1 tokens
-    of SMILES, descriptors too (a V0 model stays usable on structures and formulas), both off otherwise.
+    of SMILES, descriptors and atom features too (a V0 model stays usable on structures and formulas), all
+    off otherwise.
 
     `L` (the cap, `seq_len`) is taken from the data at `fit_transform` (longest sequence); with
     `max_atoms` set, a longer input is skipped and reported instead of truncated.
     """
 
-    padded_axes = {"tokens": (1,), "coordinates": (1,)}
+    padded_axes = {"tokens": (1,), "coordinates": (1,), "atom_features": (1,)}
 
     def __init__(self, tokens: str = "v1", max_atoms: int | None = None, seq_len: int | None = None,
                  vocabulary=None, subelements: str = "default", subelements_sha256: str | None = None,
                  conformer_seed: int = CONFORMER_SEED, distances: bool | str = "auto", descriptors: bool | str = "auto",
-                 descriptor_names: list[str] | None = None):
+                 descriptor_names: list[str] | None = None, atom_features: bool | str = "auto"):
         if tokens not in TOKEN_SETS:
             raise ValueError(f"unknown token set {tokens!r}; choose one of {', '.join(TOKEN_SETS)}")
         self.distances = switch_setting(distances)
         self.descriptors = switch_setting(descriptors, "descriptors")
         self.descriptor_names = descriptor_names
+        self.atom_features = switch_setting(atom_features, "atom-features")
         if self.distances is True and tokens != "v1":
             raise ValueError(NO_COORDINATES)
         if tokens != "v1":
@@ -103,10 +107,11 @@ class ElembertPreprocessor(PaddedPreprocessor):
     def settle(self, input_kind: str) -> None:
         if self.distances == "auto":
             self.distances = input_kind == "smiles"
-        if self.descriptors == "auto":
-            self.descriptors = input_kind == "smiles" and self.tokens == "v1"
-        if self.descriptors and input_kind != "smiles":
-            raise ValueError(NO_SMILES)
+        for flag in ("descriptors", "atom_features"):
+            if getattr(self, flag) == "auto":
+                setattr(self, flag, input_kind == "smiles" and self.tokens == "v1")
+            if getattr(self, flag) and input_kind != "smiles":
+                raise ValueError(NO_SMILES.format(flag.replace("_", "-")))
         if self.descriptors and self.descriptor_names is None:
             from keras_chem.featurizers.descriptors import descriptor_names
 
@@ -140,6 +145,13 @@ class ElembertPreprocessor(PaddedPreprocessor):
             arrays["descriptors"] = np.zeros((len(keep), len(functions)), dtype=np.float32)
             for i, row in enumerate(keep):
                 arrays["descriptors"][i] = squashed_descriptors(inputs[kept[row]], functions)
+        if self.atom_features:
+            from keras_chem.featurizers.atom_features import FEATURES, atom_feature_ids
+
+            arrays["atom_features"] = np.zeros((len(keep), width, len(FEATURES)), dtype=np.int8)
+            for i, row in enumerate(keep):
+                ids_of_atoms = atom_feature_ids(inputs[kept[row]])
+                arrays["atom_features"][i, 1 : 1 + len(ids_of_atoms)] = ids_of_atoms
         return Features(kept=np.asarray(kept, dtype=np.int64)[keep], arrays=arrays, skipped=skipped)
 
     def over_cap_reason(self, size: int) -> str:
@@ -155,6 +167,10 @@ class ElembertPreprocessor(PaddedPreprocessor):
             signature["coordinates"] = ((self.cap, 3), "float32")
         if self.descriptors:
             signature["descriptors"] = ((len(self.descriptor_names),), "float32")
+        if self.atom_features:
+            from keras_chem.featurizers.atom_features import FEATURES
+
+            signature["atom_features"] = ((self.cap, len(FEATURES)), "int8")
         return signature
 
     def get_config(self) -> dict:
@@ -166,6 +182,7 @@ class ElembertPreprocessor(PaddedPreprocessor):
             "distances": self.distances,
             "descriptors": self.descriptors,
             "descriptor_names": self.descriptor_names,
+            "atom_features": self.atom_features,
         }
         if self.tokens == "v1":
             config.update(
@@ -240,24 +257,26 @@ class ElembertFamily(ModelFamily):
         if switch_setting(config["distances"]) is True and config["tokens"] != "v1":
             raise ValueError(NO_COORDINATES)
         switch_setting(config["descriptors"], "descriptors")
+        switch_setting(config["atom_features"], "atom-features")
 
     def preprocessor(self, config: dict) -> ElembertPreprocessor:
         return ElembertPreprocessor(tokens=config["tokens"], max_atoms=config["max_atoms"], subelements=config["subelements"],
-                                    distances=config["distances"], descriptors=config["descriptors"])
+                                    distances=config["distances"], descriptors=config["descriptors"],
+                                    atom_features=config["atom_features"])
 
     def preprocessor_from_config(self, config: dict) -> ElembertPreprocessor:
-        return ElembertPreprocessor(**{"distances": False, "descriptors": False, **config})  # as models saved before either option
+        return ElembertPreprocessor(**{"distances": False, "descriptors": False, "atom_features": False, **config})  # as models saved before these options
 
     def build(self, config, preprocessor, task, target_stats=None):
         return build(config, preprocessor, task, target_stats)
 
     def initialize(self, model, source, config, preprocessor):
         """The shipped or a `kchem pretrain elembert` encoder, after checking it fits this model."""
-        from keras_chem.models.elembert_pretrain import pretrained_encoder_weights
+        from keras_chem.models.elembert_pretrain import pretrained_encoder_weights, set_encoder_weights
 
         weights = pretrained_encoder_weights(source, config, preprocessor)
         if weights is not None:
-            model.get_layer("elembert_encoder").set_weights(weights)
+            set_encoder_weights(model.get_layer("elembert_encoder"), weights)
 
 
 FAMILY = ElembertFamily()

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+from keras_chem.featurizers.atom_features import FEATURES, VOCABULARY_SIZES
 from keras_chem.featurizers.tokens import CLS_ID, PAD_ID, SEP_ID
 
 
 def encoder_config(config: dict, preprocessor) -> dict:
-    """`config` with `distances` as the preprocessor settled it (`auto` is decided by the inputs it featurized)."""
-    if preprocessor.distances == "auto":
-        raise ValueError("distances='auto' depends on the inputs: call preprocessor.settle(input_kind) or featurize before building")
-    return {**config, "distances": preprocessor.distances}
+    """`config` with `distances` and `atom_features` as the preprocessor settled them (`auto` is decided by the
+    inputs it featurized)."""
+    if "auto" in (preprocessor.distances, preprocessor.atom_features):
+        raise ValueError("'auto' depends on the inputs: call preprocessor.settle(input_kind) or featurize before building")
+    return {**config, "distances": preprocessor.distances, "atom_features": preprocessor.atom_features}
+
+
+ENCODER_INPUT_SHAPES = {"tokens": ((None,), "int32"), "coordinates": ((None, 3), "float32"),
+                        "atom_features": ((None, len(FEATURES)), "int8")}
+
+
+def encoder_input_names(config: dict) -> tuple[str, ...]:
+    """The arrays the encoder reads: `tokens`, `coordinates` with `distances`, `atom_features` with them."""
+    return ("tokens",) + tuple(name for name, switch in (("coordinates", "distances"), ("atom_features", "atom_features"))
+                               if config.get(switch))
 
 
 def encoder_inputs(config: dict) -> dict:
-    """The encoder's `keras.Input`s: `tokens [B, L]`, and `coordinates [B, L, 3]` (Å) with `distances`."""
+    """The encoder's `keras.Input`s: `tokens [B, L]`, `coordinates [B, L, 3]` (Å) with `distances`, and
+    `atom_features [B, L, F]` (int8 category ids) with them."""
     import keras
 
-    inputs = {"tokens": keras.Input((None,), dtype="int32", name="tokens")}
-    if config.get("distances"):
-        inputs["coordinates"] = keras.Input((None, 3), dtype="float32", name="coordinates")
-    return inputs
+    return {name: keras.Input(ENCODER_INPUT_SHAPES[name][0], dtype=ENCODER_INPUT_SHAPES[name][1], name=name)
+            for name in encoder_input_names(config)}
 
 
 def build_encoder(config: dict, vocabulary_size: int):
@@ -27,6 +38,7 @@ def build_encoder(config: dict, vocabulary_size: int):
 
     Post-LN blocks as in the paper (keras-hub `TransformerEncoder`, `normalize_first=False`);
     no positional information unless `positional` (a fixed sinusoidal table, Appendix C). With
+    `atom_features`, each atom's RDKit chemistry (`featurizers/atom_features.py`) adds to its token embedding. With
     `distances`, every attention score between two atoms gets a learned bias from their distance
     in the 3-D structure (`layers/distance_attention.py`), shared by the blocks.
     """
@@ -34,12 +46,16 @@ def build_encoder(config: dict, vocabulary_size: int):
     import keras_hub
     from keras import ops
 
+    from keras_chem.layers.atom_feature_embedding import AtomFeatureEmbedding
     from keras_chem.layers.distance_attention import BiasedTransformerEncoder, PairDistanceBias
 
     inputs = encoder_inputs(config)
     tokens = inputs["tokens"]
     # Reversible so that the masked-token head of pretraining can reuse it as its output layer.
     x = keras_hub.layers.ReversibleEmbedding(vocabulary_size, config["embed_dim"], name="token_embedding")(tokens)
+    if config.get("atom_features"):
+        chemistry = AtomFeatureEmbedding(VOCABULARY_SIZES, config["embed_dim"], name="atom_feature_embedding")(inputs["atom_features"])
+        x = keras.layers.Add(name="add_atom_features")([x, chemistry])
     if config["positional"]:
         x = keras.layers.Add(name="add_positions")([x, keras_hub.layers.SinePositionEncoding(name="positions")(x)])
     padding_mask = ops.not_equal(tokens, PAD_ID)

@@ -46,8 +46,11 @@ def build_mlm(config: dict, preprocessor):
 
 
 def mask_maker(config: dict, preprocessor, arrays=None):
-    """`make(inputs) -> (x, y, weights)`: masked tokens and positions, the original ids, their weights."""
+    """`make(inputs) -> (x, y, weights)`: masked tokens and positions, the original ids, their weights;
+    of the preprocessor's other arrays, only those the encoder reads."""
     import keras_hub
+
+    from keras_chem.models.elembert_encoder import encoder_config, encoder_input_names
 
     masker = keras_hub.layers.MaskedLMMaskGenerator(
         vocabulary_size=len(preprocessor.vocabulary),
@@ -59,10 +62,11 @@ def mask_maker(config: dict, preprocessor, arrays=None):
         random_token_rate=0.1,
     )
 
+    names = encoder_input_names(encoder_config(config, preprocessor))
+
     def make(inputs: dict):
         masked = masker(inputs["tokens"])
-        encoder_inputs = {name: inputs[name] for name in ("tokens", "coordinates") if name in inputs}  # not descriptors
-        x = {**encoder_inputs, "tokens": np.asarray(masked["token_ids"]), "mask_positions": np.asarray(masked["mask_positions"])}
+        x = {**{name: inputs[name] for name in names}, "tokens": np.asarray(masked["token_ids"]), "mask_positions": np.asarray(masked["mask_positions"])}
         return x, np.asarray(masked["mask_ids"]), np.asarray(masked["mask_weights"])
 
     return make
@@ -95,7 +99,9 @@ MASKED_TOKENS = PretrainObjective(
     summary_metric="accuracy",
     default_datasets=MOLECULE_CORPUS,
     encoder_weights="encoder_weights.npz",
-    defaults={"descriptors": False},  # the encoder never sees them; the corpus need not compute them
+    # descriptors: the encoder never sees them; atom features would give away much of a masked atom (its degree,
+    # hydrogens, hybridization), and a model fine-tuned with them starts their embedding at zero
+    defaults={"descriptors": False, "atom_features": False},
 )
 
 
@@ -148,8 +154,10 @@ def _mismatch(meta: dict, config: dict, preprocessor) -> str:
     from keras_chem.models.elembert_encoder import encoder_config
 
     config = encoder_config(config, preprocessor)
-    pretrained = {**meta["config"], "distances": meta["preprocessor"].get("distances", False)}  # as its preprocessor settled it
+    pretrained = {**meta["config"], **{k: meta["preprocessor"].get(k, False) for k in ("distances", "atom_features")}}  # as settled
     mismatched = [k for k in ENCODER_SHAPE_KEYS if pretrained.get(k) != config.get(k)]
+    if pretrained["atom_features"] and not config.get("atom_features"):  # the other way round, they start at zero
+        mismatched.append("atom_features")
     if mismatched:
         return ", ".join(f"{k}: pretrained {pretrained.get(k)!r} vs {config.get(k)!r}" for k in mismatched)
     if meta["preprocessor"]["vocabulary"]["tokens"] != preprocessor.vocabulary.tokens:
@@ -157,3 +165,16 @@ def _mismatch(meta: dict, config: dict, preprocessor) -> str:
     if meta["preprocessor"].get("subelements_sha256") != preprocessor.subelements_sha256:
         return "tokens from another sub-element model"
     return ""
+
+
+def set_encoder_weights(encoder, weights: list[np.ndarray]) -> None:
+    """`weights` (`pretrained_encoder_weights`) into `encoder`; an encoder pretrained without atom features
+    leaves this one's atom-feature embedding as it is (zero: the model starts as the pretrained one)."""
+    from keras import ops
+
+    variables = encoder.weights
+    if "atom_feature_embedding" in {layer.name for layer in encoder.layers} and len(weights) == len(variables) - 1:
+        table = encoder.get_layer("atom_feature_embedding").weights[0]
+        index = [variable.path for variable in variables].index(table.path)
+        weights = [*weights[:index], ops.convert_to_numpy(table), *weights[index:]]
+    encoder.set_weights(weights)
