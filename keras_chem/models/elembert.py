@@ -39,7 +39,7 @@ NO_SMILES = "--{} takes molecules given as SMILES"
 
 
 def switch_setting(value, flag: str = "distances") -> bool | str:
-    """`--distances` or `--descriptors` as given (a bool, or auto/true/false/on/off/...) → True, False or "auto"."""
+    """`--distances`, `--descriptors` or `--atom-features` as given (a bool, or auto/true/false/on/off/...) → True, False or "auto"."""
     if isinstance(value, bool):
         return value
     if str(value).lower() not in SWITCH_SETTINGS:
