@@ -28,9 +28,13 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	$(BIN)/kchem train elembert --dataset tox21 --folds 8
 
+# Two pytest workers (pytest-xdist), each test module whole on one of them (its shared fixtures built once).
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q --durations=10 -n $(TEST_WORKERS) --dist loadfile
+
 test: install-dev
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q --durations=10
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q --durations=10 -m "not backend_independent and not runner_logic"
+	KERAS_BACKEND=jax $(PYTEST)
+	KERAS_BACKEND=tensorflow $(PYTEST) -m "not backend_independent and not runner_logic"
 
 bench: install-dev
 	$(BIN)/python bench/neighbors_speed.py

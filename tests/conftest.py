@@ -25,10 +25,14 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
-    """Every test session gets its own feature/download cache, never the user's (set before any
-    other fixture, so the `kchem` processes the fixtures start use it too)."""
+    """Every test session gets its own feature/download/compile cache, never the user's (set before any
+    other fixture, so the `kchem` processes the fixtures start use it too); the pytest-xdist workers of
+    one session share it (their temporary folders sit side by side in the session's)."""
     previous = os.environ.get("KCHEM_CACHE_DIR")
-    os.environ["KCHEM_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "kchem-cache")
+    session_temp = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        session_temp = session_temp.parent
+    os.environ["KCHEM_CACHE_DIR"] = str(session_temp / "kchem-cache")
     yield
     if previous is None:
         os.environ.pop("KCHEM_CACHE_DIR", None)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 console = Console(stderr=True, force_terminal=True if os.environ.get("KCHEM_FORCE_TERMINAL") == "1" else None)
+console.soft_wrap = not console.is_terminal  # a log file gets whole lines: no path broken at column 80
 
 
 def progress_enabled() -> bool:
