@@ -7,12 +7,17 @@ from keras_chem.featurizers.atom_features import CATEGORIES, FEATURES, atom_feat
 from keras_chem.featurizers.tokens import CLS_ID, PAD_ID, SEP_ID
 from keras_chem.models.base import TaskInfo
 from keras_chem.models.elembert import DEFAULTS, ElembertPreprocessor, build
+from keras_chem.structures.molecules import mol_from_smiles
 
 SMILES = ["CCO", "CCN", "c1ccccc1", "CC(=O)[O-]", "OCCO", "C[C@H](N)Cl"]
 
 
 def _id(feature: str, value) -> int:
     return CATEGORIES[feature].index(value) + 1
+
+
+def _ids(smiles: str) -> np.ndarray:
+    return atom_feature_ids(mol_from_smiles(smiles)[0])
 
 
 @pytest.fixture(scope="module")
@@ -24,21 +29,21 @@ def preprocessor():
 
 def test_atom_features_are_rdkits_in_conformer_order(preprocessor):
     column = {name: k for k, name in enumerate(FEATURES)}
-    alanine_like = atom_feature_ids("C[C@H](N)c1ccccc1")  # heavy atoms as written, then the hydrogens
+    alanine_like = _ids("C[C@H](N)c1ccccc1")  # heavy atoms as written, then the hydrogens
     assert alanine_like.shape == (20, len(FEATURES)) and alanine_like.dtype == np.int8
     assert alanine_like[1, column["chirality"]] in (_id("chirality", "CHI_TETRAHEDRAL_CW"), _id("chirality", "CHI_TETRAHEDRAL_CCW"))
     assert (alanine_like[3:9, column["aromatic"]] == _id("aromatic", True)).all()
     assert (alanine_like[3:9, column["ring_size"]] == _id("ring_size", 6)).all()
     assert alanine_like[0, column["hydrogens"]] == _id("hydrogens", 3) and alanine_like[2, column["hydrogens"]] == _id("hydrogens", 2)
     assert (alanine_like[9:, column["degree"]] == _id("degree", 1)).all()
-    assert atom_feature_ids("[O-]C")[0, column["formal_charge"]] == _id("formal_charge", -1)
-    assert atom_feature_ids("[Fe+6]")[0, column["formal_charge"]] == len(CATEGORIES["formal_charge"]) + 1  # "other"
+    assert _ids("[O-]C")[0, column["formal_charge"]] == _id("formal_charge", -1)
+    assert _ids("[Fe+6]")[0, column["formal_charge"]] == len(CATEGORIES["formal_charge"]) + 1  # "other"
 
     features = preprocessor.transform(["ethanol"], ["CCO"], "smiles")
     tokens, ids = features.arrays["tokens"][0], features.arrays["atom_features"][0]
     atoms = ~np.isin(tokens, [PAD_ID, CLS_ID, SEP_ID])
     assert ids.shape == (preprocessor.cap, len(FEATURES)) and not ids[~atoms].any()
-    np.testing.assert_array_equal(ids[atoms], atom_feature_ids("CCO"))
+    np.testing.assert_array_equal(ids[atoms], _ids("CCO"))
     symbols = [preprocessor.vocabulary.tokens[t].rstrip("0123456789") for t in tokens[atoms]]  # sub-elements: C3, H1, ...
     assert symbols == ["C", "C", "O"] + ["H"] * 6
     assert preprocessor.input_signature()["atom_features"] == ((preprocessor.cap, len(FEATURES)), "int8")

@@ -87,10 +87,11 @@ def test_trains_saves_and_reloads(preprocessor, tmp_path):
 def test_a_default_run_on_smiles_exports_with_coordinates(tmp_path):
     """`kchem train elembert` on SMILES: distances, descriptors and atom features on by default; the fold model
     reloads and the SavedModel (tokens, coordinates, descriptors, atom_features) predicts what the folds do."""
-    from runs import check_round_trip_and_saved_model, kchem, train_args
+    from runs import check_round_trip_and_saved_model, kchem
 
     out = tmp_path / "run"
-    kchem(*train_args(out, extra=["--limit", "48", "--epochs", "1", "--batch-size", "16", "--seed", "3"]))
+    kchem("train", "elembert", "--dataset", "bbbp", "--replicates", "1", "--limit", "48", "--epochs", "1", "--batch-size", "16", "--seed", "3",
+          "--out", str(out))
     info = json.loads((out / "model_info.json").read_text())
     assert all(info["preprocessor"][switch] is True for switch in ("distances", "descriptors", "atom_features"))
     check_round_trip_and_saved_model(out, ["CCO", "c1ccccc1O"], "smiles", tmp_path)

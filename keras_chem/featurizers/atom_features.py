@@ -30,13 +30,8 @@ def _values(atom, ring_info) -> tuple:
             str(atom.GetChiralTag()))
 
 
-def atom_feature_ids(smiles: str) -> np.ndarray:
-    """`[atoms, len(FEATURES)] int8` for the atoms of `mol_from_smiles(smiles)`."""
-    from keras_chem.structures.molecules import mol_from_smiles
-
-    mol, reason = mol_from_smiles(smiles)
-    if mol is None:
-        raise ValueError(reason)
+def atom_feature_ids(mol) -> np.ndarray:
+    """`[atoms, len(FEATURES)] int8` for the atoms of `mol`, an RDKit Mol with its hydrogens (`mol_from_smiles`)."""
     ring_info = mol.GetRingInfo()
     ids = np.zeros((mol.GetNumAtoms(), len(FEATURES)), dtype=np.int8)
     for atom in mol.GetAtoms():

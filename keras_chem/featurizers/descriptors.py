@@ -1,4 +1,4 @@
-"""RDKit's 2-D molecular descriptors of a SMILES (MolWt, TPSA, ring counts, ...), squashed for a network.
+"""RDKit's 2-D molecular descriptors of a molecule (MolWt, TPSA, ring counts, ...), squashed for a network.
 
 Each value becomes `sign(x) * log(1 + |x|)` (a few, such as Ipc, reach 1e30), and a descriptor RDKit cannot
 compute for a molecule (NaN or infinite) becomes 0.
@@ -27,14 +27,8 @@ def descriptor_functions(names: list[str]) -> list:
     return [available[name] for name in names]
 
 
-def squashed_descriptors(smiles: str, functions: list) -> np.ndarray:
-    """One molecule's descriptors, `[len(functions)] float32`."""
-    from rdkit import Chem, rdBase
-
-    with rdBase.BlockLogs():
-        molecule = Chem.MolFromSmiles(smiles)
-    if molecule is None:
-        raise ValueError(f"RDKit cannot parse SMILES {smiles!r}")
+def squashed_descriptors(molecule, functions: list) -> np.ndarray:
+    """One molecule's descriptors (`molecule` an RDKit Mol without explicit hydrogens), `[len(functions)] float32`."""
     values = np.array([_value(function, molecule) for function in functions], dtype=np.float64)
     values = np.sign(values) * np.log1p(np.abs(values))
     return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)

@@ -138,19 +138,21 @@ class ElembertPreprocessor(PaddedPreprocessor):
             arrays["coordinates"] = np.zeros((len(keep), width, 3), dtype=np.float32)
             for i, row in enumerate(keep):
                 arrays["coordinates"][i, 1 : 1 + len(structures[row])] = structures[row].positions
+        molecules = [_parsed(inputs[kept[row]]) for row in keep] if self.descriptors or self.atom_features else []
         if self.descriptors:
             from keras_chem.featurizers.descriptors import descriptor_functions, squashed_descriptors
 
             functions = descriptor_functions(self.descriptor_names)
             arrays["descriptors"] = np.zeros((len(keep), len(functions)), dtype=np.float32)
-            for i, row in enumerate(keep):
-                arrays["descriptors"][i] = squashed_descriptors(inputs[kept[row]], functions)
+            for i, molecule in enumerate(molecules):
+                arrays["descriptors"][i] = squashed_descriptors(molecule, functions)
         if self.atom_features:
             from keras_chem.featurizers.atom_features import FEATURES, atom_feature_ids
+            from keras_chem.structures.molecules import with_hydrogens
 
             arrays["atom_features"] = np.zeros((len(keep), width, len(FEATURES)), dtype=np.int8)
-            for i, row in enumerate(keep):
-                ids_of_atoms = atom_feature_ids(inputs[kept[row]])
+            for i, molecule in enumerate(molecules):
+                ids_of_atoms = atom_feature_ids(with_hydrogens(molecule))
                 arrays["atom_features"][i, 1 : 1 + len(ids_of_atoms)] = ids_of_atoms
         return Features(kept=np.asarray(kept, dtype=np.int64)[keep], arrays=arrays, skipped=skipped)
 
@@ -189,6 +191,16 @@ class ElembertPreprocessor(PaddedPreprocessor):
                 subelements=self.subelements, subelements_sha256=self.subelements_sha256, conformer_seed=self.conformer_seed
             )
         return config
+
+
+def _parsed(smiles: str):
+    """The RDKit molecule (heavy atoms) of a SMILES the tokenizer took."""
+    from keras_chem.structures.molecules import heavy_atom_mol
+
+    molecule, reason = heavy_atom_mol(smiles)
+    if molecule is None:
+        raise ValueError(reason)
+    return molecule
 
 
 def _load_subelements(path: str, expected_sha256: str | None):

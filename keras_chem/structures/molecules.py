@@ -60,6 +60,20 @@ def _diagnose(smiles: str) -> str:
 
 def mol_from_smiles(smiles: str) -> tuple[Chem.Mol | None, str | None]:
     """`Chem.MolFromSmiles` (sanitize, remove explicit H) then `Chem.AddHs`, as elEmBERT did."""
+    mol, reason = heavy_atom_mol(smiles)
+    if mol is None:
+        return None, reason
+    return with_hydrogens(mol), None
+
+
+def with_hydrogens(mol: Chem.Mol) -> Chem.Mol:
+    """A copy of `mol` with its hydrogens as atoms, after the heavy atoms: the atom order of the conformers."""
+    with rdBase.BlockLogs():
+        return Chem.AddHs(mol)
+
+
+def heavy_atom_mol(smiles: str) -> tuple[Chem.Mol | None, str | None]:
+    """`Chem.MolFromSmiles` (sanitized, explicit H removed), or None and why not (no atoms and dummy atoms too)."""
     if not isinstance(smiles, str):
         return None, f"SMILES is not a string (got {type(smiles).__name__})"
     smiles = smiles.strip()
@@ -74,8 +88,6 @@ def mol_from_smiles(smiles: str) -> tuple[Chem.Mol | None, str | None]:
     dummies = [atom.GetIdx() for atom in mol.GetAtoms() if atom.GetAtomicNum() == 0]
     if dummies:
         return None, f"SMILES has a dummy atom '*' at atom # {dummies[0]}"
-    with rdBase.BlockLogs():
-        mol = Chem.AddHs(mol)
     return mol, None
 
 
