@@ -76,7 +76,7 @@ def test_pooled_vector_ignores_rotation_translation_and_atom_order(model, poolin
     from keras_chem.training.config import resolve_model_config
     from test_dimenet import SMALL as DIMENET_SMALL
 
-    keras.utils.set_random_seed(0)  # the pooled vector's scale varies by orders of magnitude with the initialization
+    keras.utils.set_random_seed(0)  # the pooled vector's scale spans 1e-8 to 400 over initializations
     family = get_model_family(model)
     small = SMALL if model == "schnet" else DIMENET_SMALL
     config = resolve_model_config(family, {**{k: v for k, v in small.items() if k in family.options}, "pooling": pooling})
@@ -94,10 +94,10 @@ def test_pooled_vector_ignores_rotation_translation_and_atom_order(model, poolin
         if isinstance(layer, DimeNetOutput):  # DimeNet++'s output blocks start at zero: give them weights
             layer.lin.kernel.assign(np.random.default_rng(0).normal(scale=0.1, size=layer.lin.kernel.shape))
     embedding = _np(family.embedder(network)(arrays))
-    scale = np.abs(embedding[0]).max()
-    assert scale > 0 and np.abs(embedding[3] - embedding[0]).max() > 1e-2 * scale, embedding
-    np.testing.assert_allclose(embedding[1], embedding[0], rtol=1e-4, atol=1e-5 * scale)
-    np.testing.assert_allclose(embedding[2], embedding[0], rtol=1e-4, atol=1e-5 * scale)
+    assert np.abs(embedding[0]).max() > 1e-2, embedding  # at a tinier scale the absolute tolerances below could not fail
+    assert not np.allclose(embedding[3], embedding[0], atol=1e-3)
+    np.testing.assert_allclose(embedding[1], embedding[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(embedding[2], embedding[0], rtol=1e-4, atol=1e-5)
 
 
 def test_batches_of_small_molecules_carry_fewer_neighbour_slots():
