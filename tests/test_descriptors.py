@@ -63,3 +63,15 @@ def test_trains_saves_and_reloads_with_descriptors(preprocessor, tmp_path):
     width, dim = len(preprocessor.descriptor_names), DEFAULTS["embed_dim"]
     # batch normalization (4 per descriptor), the projection, and the head's weights for the projected features
     assert model.count_params() == build(DEFAULTS, without, task).count_params() + 4 * width + (width + 1) * dim + dim
+
+
+def test_the_descriptor_branch_takes_its_own_width_and_dropout(preprocessor):
+    task = TaskInfo("classification", ["t"])
+    narrow = build(DEFAULTS, preprocessor, task)
+    wide = build({**DEFAULTS, "descriptor_width": 64, "descriptor_hidden_dropout": 0.3}, preprocessor, task)
+    width, dim = len(preprocessor.descriptor_names), DEFAULTS["embed_dim"]
+    assert narrow.get_layer("descriptor_projection").units == dim and wide.get_layer("descriptor_projection").units == 64
+    # the wider projection, and the head's weights for its extra features
+    assert wide.count_params() == narrow.count_params() + (width + 1) * (64 - dim) + (64 - dim)
+    assert wide.get_layer("descriptor_hidden_dropout").rate == 0.3
+    assert "descriptor_hidden_dropout" not in {layer.name for layer in narrow.layers}

@@ -30,6 +30,8 @@ DEFAULTS = {
     "distances": "auto",  # distance-biased attention: on for V1 tokens of SMILES (their conformers), off otherwise
     "descriptors": "auto",  # RDKit's 2-D descriptors beside the [CLS] embedding: on for V1 tokens of SMILES, off otherwise
     "descriptor_dropout": 0.5,  # on the standardized descriptors; 0.1 let them overfit before the encoder learned
+    "descriptor_width": None,  # GELU units the descriptors pass through before meeting the [CLS] embedding (None: embed_dim)
+    "descriptor_hidden_dropout": 0.0,  # on those units
     "atom_features": "auto",  # each atom's RDKit chemistry (degree, charge, hybridization, ...) added to its token embedding: as descriptors
 }
 SWITCH_SETTINGS = {"auto": "auto", "true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
@@ -244,13 +246,17 @@ def build(config: dict, preprocessor: ElembertPreprocessor, task: TaskInfo, targ
 
 
 def descriptor_projection(descriptors, config: dict):
-    """Squashed descriptors → `[B, embed_dim]`: standardized by batch statistics (their moving averages at
-    inference), dropout, one GELU layer."""
+    """Squashed descriptors → `[B, descriptor_width]`: standardized by batch statistics (their moving averages
+    at inference), dropout, one GELU layer, and dropout on it if `descriptor_hidden_dropout`."""
     import keras
 
     x = keras.layers.BatchNormalization(name="descriptor_norm")(descriptors)
     x = keras.layers.Dropout(config["descriptor_dropout"], name="descriptor_dropout")(x)
-    return keras.layers.Dense(config["embed_dim"], activation="gelu", name="descriptor_projection")(x)
+    width = config.get("descriptor_width") or config["embed_dim"]  # runs saved before the option: embed_dim
+    x = keras.layers.Dense(int(width), activation="gelu", name="descriptor_projection")(x)
+    if config.get("descriptor_hidden_dropout"):
+        x = keras.layers.Dropout(float(config["descriptor_hidden_dropout"]), name="descriptor_hidden_dropout")(x)
+    return x
 
 
 class ElembertFamily(ModelFamily):

@@ -71,7 +71,8 @@ def train_fold(run_dir, k: int, store_path, devices=None) -> dict:
         "best_epoch": int(np.nanargmin(val_losses)) + 1,
         "best_val_loss": float(np.nanmin(val_losses)),
     }
-    atomic_write_json(fold_dir / "history.json", {**history, "train_seconds": round(train_seconds, 2), "resources": _resources()})
+    atomic_write_json(fold_dir / "history.json", {**history, "train_seconds": round(train_seconds, 2), "replicas": replicas,
+                                                  "resources": _resources()})
     (fold_dir / "failed.json").unlink(missing_ok=True)
     atomic_write_json(fold_dir / "metrics.json", metrics)
     return metrics
