@@ -98,6 +98,9 @@ def test_bad_structures_are_skipped_with_reasons():
 
 
 def test_positional_option_adds_a_fixed_sinusoidal_table():
+    import keras
+
+    keras.utils.set_random_seed(0)
     pre = ElembertPreprocessor(tokens="v0")
     pre.fit_transform(["a"], ["CCCCO"], "smiles")
     task = TaskInfo("classification", ["t"])
@@ -111,7 +114,9 @@ def test_positional_option_adds_a_fixed_sinusoidal_table():
     atoms = np.flatnonzero(forward["tokens"][0] > 3)
     backward["tokens"][0, atoms] = forward["tokens"][0, atoms[::-1]]
     np.testing.assert_allclose(plain.predict(forward, verbose=0), plain.predict(backward, verbose=0), atol=1e-5)
-    assert not np.allclose(positional.predict(forward, verbose=0), positional.predict(backward, verbose=0), atol=1e-7)
+    # with them it does not: compared on the [CLS] embedding, which a saturated sigmoid output could hide within rounding
+    embed = keras.Model(positional.inputs, positional.get_layer("cls_embedding").output)
+    assert np.abs(embed.predict(forward, verbose=0) - embed.predict(backward, verbose=0)).max() > 1e-3
 
 
 @pytest.mark.parametrize("loss_name", ["MaskedBinaryCrossentropy", "MaskedMeanSquaredError"])
