@@ -252,10 +252,10 @@ def descriptor_projection(descriptors, config: dict):
 
     x = keras.layers.BatchNormalization(name="descriptor_norm")(descriptors)
     x = keras.layers.Dropout(config["descriptor_dropout"], name="descriptor_dropout")(x)
-    width = config.get("descriptor_width") or config["embed_dim"]  # runs saved before the option: embed_dim
-    x = keras.layers.Dense(int(width), activation="gelu", name="descriptor_projection")(x)
-    if config.get("descriptor_hidden_dropout"):
-        x = keras.layers.Dropout(float(config["descriptor_hidden_dropout"]), name="descriptor_hidden_dropout")(x)
+    width = config["descriptor_width"] or config["embed_dim"]
+    x = keras.layers.Dense(width, activation="gelu", name="descriptor_projection")(x)
+    if config["descriptor_hidden_dropout"]:
+        x = keras.layers.Dropout(config["descriptor_hidden_dropout"], name="descriptor_hidden_dropout")(x)
     return x
 
 
