@@ -81,7 +81,7 @@ def binary_metrics(y_true, y_prob, task_names: Sequence[str]) -> dict:
             entry["pr_auc"] = float(average_precision_score(yt, pt))
             entry["pooled_onehot_auc"] = pooled_onehot_auc(yt, pt)
         per_task[name] = entry
-    out = {key: _nanmean([e[key] for e in per_task.values()]) for key in ("roc_auc", "pr_auc", "pooled_onehot_auc")}
+    out = {key: nanmean([e[key] for e in per_task.values()]) for key in ("roc_auc", "pr_auc", "pooled_onehot_auc")}
     out["n_tasks_scored"] = sum(not math.isnan(e["roc_auc"]) for e in per_task.values())
     out["per_task"] = per_task
     return out
@@ -119,8 +119,8 @@ def multiclass_metrics(y_true_int, y_prob, class_names: Sequence[str]) -> dict:
         per_class[name] = {"roc_auc": auc, "recall": float(cm[c, c] / support[c]) if support[c] else NAN, "n": int(support[c])}
     out = {
         "accuracy": float(np.trace(cm) / len(y)) if len(y) else NAN,
-        "balanced_accuracy": _nanmean([per_class[class_names[c]]["recall"] for c in present]),
-        "roc_auc": _nanmean([per_class[class_names[c]]["roc_auc"] for c in present]),
+        "balanced_accuracy": nanmean([per_class[class_names[c]]["recall"] for c in present]),
+        "roc_auc": nanmean([per_class[class_names[c]]["roc_auc"] for c in present]),
         "pooled_onehot_auc": pooled_onehot_auc(y, p) if len(y) else NAN,
         "n": int(len(y)),
         "per_class": per_class,
@@ -135,6 +135,7 @@ def multiclass_metrics(y_true_int, y_prob, class_names: Sequence[str]) -> dict:
     return out
 
 
-def _nanmean(values) -> float:
+def nanmean(values) -> float:
+    """The mean of the values that are not NaN; NaN if none is."""
     vals = [v for v in values if not math.isnan(v)]
     return float(np.mean(vals)) if vals else NAN

@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from keras_chem.metrics.classification import nanmean
+
 NAN = float("nan")
 
 
@@ -38,11 +40,6 @@ def regression_metrics(y_true, y_pred, task_names: Sequence[str]) -> dict:
         if math.isnan(entry["r2"]):
             entry["note"] = f"R² undefined for {len(yt)} labelled test rows" + (" with constant labels" if len(yt) >= 2 else "")
         per_task[name] = entry
-    out = {key: _nanmean([e[key] for e in per_task.values()]) for key in ("mae", "rmse", "r2")}
+    out = {key: nanmean([e[key] for e in per_task.values()]) for key in ("mae", "rmse", "r2")}
     out["per_task"] = per_task
     return out
-
-
-def _nanmean(values) -> float:
-    vals = [v for v in values if not math.isnan(v)]
-    return float(np.mean(vals)) if vals else NAN

@@ -1,8 +1,8 @@
 """The resolved configuration of one training run: defaults < TOML file < command-line flags.
 
 Model options come from the family (`FAMILY.options`); the training options every family shares
-(optimizer, learning rate and its schedule, weight decay, batch size, epochs, patience, one
-model per task, a pretrained init) are defined here once, with a family's own defaults for
+(optimizer, learning rate and its schedule, weight decay, batch size, epochs, patience and what it
+monitors, one model per task, a pretrained init) are defined here once, with a family's own defaults for
 them in `FAMILY.training_defaults`. Both end up in one flat `model_config`.
 """
 
@@ -18,6 +18,7 @@ RESUME_IRRELEVANT_KEYS = {"out", "backend"}
 SPLIT_METHODS = ("random", "stratified", "scaffold", "matbench")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "step")
+MONITORS = {"val_loss": "min", "val_roc_auc": "max"}  # what early stopping ranks epochs by, and which way is better
 
 TRAINING_DEFAULTS = {
     "optimizer": "adam",
@@ -28,6 +29,7 @@ TRAINING_DEFAULTS = {
     "batch_size": 32,
     "epochs": 100,
     "patience": 10,
+    "monitor": "val_loss",
     "per_task": False,
     "init": None,
 }
@@ -123,6 +125,8 @@ def check_training_options(config: dict) -> None:
         raise ValueError(f"unknown optimizer {config['optimizer']!r}; choose one of {', '.join(OPTIMIZERS)}")
     if config["lr_schedule"] not in LR_SCHEDULES:
         raise ValueError(f"unknown lr_schedule {config['lr_schedule']!r}; choose one of {', '.join(LR_SCHEDULES)}")
+    if config["monitor"] not in MONITORS:
+        raise ValueError(f"unknown monitor {config['monitor']!r}; choose one of {', '.join(MONITORS)}")
     if not 0.0 <= float(config["beta_2"]) < 1.0:
         raise ValueError(f"beta_2 must be in [0, 1), got {config['beta_2']}")
     for key in ("batch_size", "epochs"):

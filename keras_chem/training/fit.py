@@ -89,15 +89,34 @@ def _epoch_timer():
     return EpochTimer()
 
 
+def validation_scores(family, task: TaskInfo, targets: np.ndarray, monitor: str):
+    """For classification, a function of the model's validation outputs giving `val_roc_auc` (the mean per-task
+    ROC-AUC of the validation rows, as the test rows are scored); None for other tasks."""
+    if task.task != "classification":
+        return None
+    from keras_chem.metrics.classification import binary_metrics
+
+    def scores(outputs) -> dict:
+        predictions, _ = family.split_outputs(outputs, task)
+        roc_auc = binary_metrics(targets, predictions, task.target_names)["roc_auc"]
+        if monitor == "val_roc_auc" and not math.isfinite(roc_auc):
+            raise ValueError("--monitor val_roc_auc: no task has both classes among the validation rows, so their "
+                             "ROC-AUC cannot rank the epochs; use --monitor val_loss or a larger validation share")
+        return {"val_roc_auc": roc_auc}
+
+    return scores
+
+
 def fit_model(family, model_config: dict, preprocessor, task: TaskInfo, arrays, y, split, seed: int, label: str,
               replicas: int = 1):
-    """Build, compile and fit one model on `split` (positions into `arrays` and `y`); early stopping
-    on the validation loss restores the best weights. Returns `(model, history)`. Under data-parallel
-    training (`distribute.data_parallel`, entered by the caller) batches are padded to a multiple
-    of `replicas`."""
+    """Build, compile and fit one model on `split` (positions into `arrays` and `y`); early stopping on
+    `monitor` (the validation loss, or for classification the validation ROC-AUC) restores the best weights.
+    Returns `(model, history)`. Under data-parallel training (`distribute.data_parallel`, entered by the
+    caller) batches are padded to a multiple of `replicas`."""
     import keras
 
     from keras_chem.training.batching import batches, epoch_end
+    from keras_chem.training.config import MONITORS
     from keras_chem.training.console import EpochProgress
     from keras_chem.training.validation import validation_loss
 
@@ -122,8 +141,10 @@ def fit_model(family, model_config: dict, preprocessor, task: TaskInfo, arrays, 
             _epoch_timer(),
             epoch_end(train_batches),
             _divergence_guard(label),
-            validation_loss(arrays, y[split.val], preprocessor, rows=split.val, row_multiple=replicas),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=model_config["patience"], restore_best_weights=True),
+            validation_loss(arrays, y[split.val], preprocessor, rows=split.val, row_multiple=replicas,
+                            scores=validation_scores(family, task, y[split.val], model_config["monitor"])),
+            keras.callbacks.EarlyStopping(monitor=model_config["monitor"], mode=MONITORS[model_config["monitor"]],
+                                          patience=model_config["patience"], restore_best_weights=True),
             EpochProgress(label, model_config["epochs"]),
         ],
     )
@@ -137,6 +158,7 @@ def fit_per_task(family, model_config: dict, preprocessor, task: TaskInfo, array
     import keras
 
     from keras_chem.data.splits import Split
+    from keras_chem.metrics.classification import nanmean
 
     models, histories = [], []
     for t, name in enumerate(task.target_names):
@@ -150,6 +172,7 @@ def fit_per_task(family, model_config: dict, preprocessor, task: TaskInfo, array
         histories.append(history)
     inputs = {t.name: keras.Input(t.shape[1:], dtype=t.dtype, name=t.name) for t in models[0].inputs}
     combined = keras.Model(inputs, keras.layers.Concatenate(name="tasks")([m(inputs) for m in models]), name="per_task")
-    val_loss = [float(np.mean([h["val_loss"][min(e, len(h["val_loss"]) - 1)] for h in histories]))
-                for e in range(max(len(h["val_loss"]) for h in histories))]
-    return combined, {"val_loss": val_loss, "per_task": {n: h for n, h in zip(task.target_names, histories)}}
+    epochs = max(len(h["val_loss"]) for h in histories)
+    means = {key: [nanmean([h[key][min(e, len(h[key]) - 1)] for h in histories]) for e in range(epochs)]
+             for key in ("val_loss", "val_roc_auc")}
+    return combined, {**means, "per_task": {n: h for n, h in zip(task.target_names, histories)}}

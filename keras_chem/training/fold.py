@@ -61,21 +61,30 @@ def train_fold(run_dir, k: int, store_path, devices=None) -> dict:
     run.write_predictions(k, rows, split.test, predictions, task, extras)
     if embeddings is not None:
         np.save(fold_dir / EMBEDDINGS_FILE, embeddings.astype(np.float32))
-    val_losses = history["val_loss"]
     metrics = {
         **evaluate(task, rows.targets[split.test], predictions),
         "n_train": int(len(split.train)),
         "n_val": int(len(split.val)),
         "n_test": int(len(split.test)),
-        "epochs_trained": len(val_losses),
-        "best_epoch": int(np.nanargmin(val_losses)) + 1,
-        "best_val_loss": float(np.nanmin(val_losses)),
+        **best_epoch(history, model_config["monitor"]),
     }
     atomic_write_json(fold_dir / "history.json", {**history, "train_seconds": round(train_seconds, 2), "replicas": replicas,
                                                   "resources": _resources()})
     (fold_dir / "failed.json").unlink(missing_ok=True)
     atomic_write_json(fold_dir / "metrics.json", metrics)
     return metrics
+
+
+def best_epoch(history: dict, monitor: str) -> dict:
+    """The epoch early stopping kept (best by `monitor`), its validation loss and, for classification, ROC-AUC."""
+    from keras_chem.training.config import MONITORS
+
+    ranked = np.asarray(history[monitor], dtype=float)
+    best = int(np.nanargmax(ranked) if MONITORS[monitor] == "max" else np.nanargmin(ranked))
+    kept = {"epochs_trained": len(ranked), "best_epoch": best + 1, "best_val_loss": float(history["val_loss"][best])}
+    if "val_roc_auc" in history:
+        kept["best_val_roc_auc"] = float(history["val_roc_auc"][best])
+    return kept
 
 
 def _test_outputs(model, family, arrays, preprocessor, rows, replicas):

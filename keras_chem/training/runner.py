@@ -88,14 +88,16 @@ def prepare(config: RunConfig) -> tuple[Path, Path]:
     """Everything before the folds: the run files and the feature store; returns both folders."""
     from keras_chem.training.features import featurize_dataset
 
+    dataset = load_run_dataset(config)
+    task = TaskInfo(dataset.task, dataset.target_names, dataset.class_names)
+    if config.model_config["monitor"] == "val_roc_auc" and task.task != "classification":
+        raise ValueError(f"--monitor val_roc_auc needs binary classification targets; {config.dataset} is a {task.task} dataset")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     _fill_split_defaults(config)
     _check_or_write_config(out, config)
     run = RunDirectory(out)
     family = get_model_family(config.model)
-    dataset = load_run_dataset(config)
-    task = TaskInfo(dataset.task, dataset.target_names, dataset.class_names)
     store, preprocessor = featurize_dataset(family, config.model_config, dataset)
     skipped = list(dataset.skipped) + store.skipped
     data = dataset.subset(store.kept)
