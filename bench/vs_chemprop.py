@@ -8,15 +8,14 @@ early stopping; 30 was chemprop 1's), keeping its best-validation-loss checkpoin
 that this script creates (`bench/.chemprop-venv`: chemprop 2.x from PyPI, not a keras-chem dependency).
 Every `--elembert NAME=OPTIONS` variant after the first replays the first's `splits.json`; with `--ensemble NAME:N`
 that variant also trains with seeds S+1 ... S+N-1 on the same split, and the mean of the N models' probabilities is
-scored too (a fold ensemble's gain over its single models, on rows none of them saw); `--chemprop-ensemble N` does the same
-for chemprop (`--pytorch-seed` 1 ... N-1 beside its first run). All test predictions
+scored too (a fold ensemble's gain over its single models, on rows none of them saw). All test predictions
 are scored by one function, `keras_chem.metrics.classification.binary_metrics`: the mean over tasks of ROC-AUC
 and PR-AUC, a task with one class among its labelled test rows left out (chemprop's own logged test ROC-AUC, also a
 mean over tasks, agrees with it to 1e-7 on Tox21's twelve).
 
 Run: `KCHEM_DATA_DIR=../shared/data .venv/bin/python bench/vs_chemprop.py [--datasets tox21 bbbp bace clintox
 sider hiv] [--splits random scaffold] [--seeds 0 1 2] [--chemprop 50 100:10 50+v1_rdkit_2d_normalized] [--elembert NAME=OPTIONS ...]
-[--ensemble pretrained:3] [--chemprop-ensemble 3] [--limit N]`. The default variants (`VARIANTS`): the paper's model (tokens only, random
+[--ensemble pretrained:3] [--limit N]`. The default variants (`VARIANTS`): the paper's model (tokens only, random
 initialisation), the same from its shipped pretrained encoder, distance-biased attention from scratch and from its
 shipped encoder, that with RDKit descriptors beside the [CLS] embedding, and keras-chem's default (that, with
 RDKit's atom features added to the token embeddings). `--chemprop` with no value runs no chemprop (its rows already in
@@ -98,10 +97,9 @@ def elembert_predictions(out: Path) -> tuple[list[int], np.ndarray, np.ndarray, 
 
 
 def train_chemprop(out: Path, run: Path, tasks: list[str], epochs: int, patience: int | None,
-                   featurizer: str | None = None, seed: int | None = None) -> tuple[list[int], np.ndarray, float]:
+                   featurizer: str | None = None) -> tuple[list[int], np.ndarray, float]:
     """chemprop on the rows, split and `tasks` of elEmBERT run `run` (with `featurizer`, its molecule features beside
-    the D-MPNN's, e.g. v1_rdkit_2d_normalized; with `seed`, its `--pytorch-seed`); the test rows (data-file rows) and
-    their probabilities."""
+    the D-MPNN's, e.g. v1_rdkit_2d_normalized); the test rows (data-file rows) and their probabilities."""
     with np.load(run / "rows.npz", allow_pickle=False) as saved:
         file_rows, targets = saved["file_rows"].tolist(), saved["targets"]
     split = json.loads((run / "splits.json").read_text())[0]
@@ -124,7 +122,6 @@ def train_chemprop(out: Path, run: Path, tasks: list[str], epochs: int, patience
                          "--task-type", "classification", "--splits-file", str(out / "splits.json"), "--epochs", str(epochs),
                          *(["--patience", str(patience)] if patience else []),
                          *(["--molecule-featurizers", featurizer] if featurizer else []),
-                         *(["--pytorch-seed", str(seed)] if seed is not None else []),
                          "--output-dir", str(out), "--num-workers", "0", "--accelerator", "cpu"], out.parent / f"{out.name}.log")
         (out / "wall_seconds.json").write_text(json.dumps({"seconds": seconds}))
     with open(out / "data.csv") as handle:
@@ -168,29 +165,15 @@ def one_split(dataset: str, split: str, seed: int, args) -> list[dict]:
                 if other_rows != rows:
                     raise RuntimeError(f"{other}: not tested on the rows of {out}")
                 members.append(other_probabilities)
-            results.append({**ensemble_result(f"elembert ({name}, mean of {models} seeds)", members, rows, truth, tasks, total), "options": options})
+            singles = [score(rows, member, truth, tasks)["roc_auc"] for member in members]
+            results.append({"model": f"elembert ({name}, mean of {models} seeds)", "options": options, **score(rows, np.mean(members, axis=0), truth, tasks),
+                            "seconds": total, "single_model_roc_auc": singles})
     for epochs, patience, featurizer in args.chemprop:
         name = f"chemprop-e{epochs}" + (f"-p{patience}" if patience else "") + (f"-{featurizer}" if featurizer else "")
         rows, probabilities, seconds = train_chemprop(base / name, first, tasks, epochs, patience, featurizer)
-        label = f"chemprop ({epochs} epochs" + (f", patience {patience}" if patience else "") + (f", + {featurizer}" if featurizer else "")
-        results.append({"model": label + ")", **score(rows, probabilities, truth, tasks), "seconds": seconds})
-        if args.chemprop_ensemble > 1:
-            members, total = [probabilities], seconds
-            for extra in range(1, args.chemprop_ensemble):
-                other_rows, other_probabilities, other_seconds = train_chemprop(base / f"{name}-seed{extra}", first, tasks, epochs, patience,
-                                                                                featurizer, seed=extra)
-                if other_rows != rows:
-                    raise RuntimeError(f"{base / name}-seed{extra}: not tested on the rows of {base / name}")
-                members.append(other_probabilities)
-                total += other_seconds
-            results.append(ensemble_result(f"{label}, mean of {args.chemprop_ensemble} seeds)", members, rows, truth, tasks, total))
+        label = f"chemprop ({epochs} epochs" + (f", patience {patience}" if patience else "") + (f", + {featurizer}" if featurizer else "") + ")"
+        results.append({"model": label, **score(rows, probabilities, truth, tasks), "seconds": seconds})
     return [{"dataset": dataset, "split": split, "seed": seed, "limit": args.limit, **r} for r in results]
-
-
-def ensemble_result(model: str, members: list[np.ndarray], rows: list[int], truth: dict, tasks: list[str], seconds: float) -> dict:
-    """The mean of the `members`' probabilities scored as one model, beside each member's own ROC-AUC."""
-    singles = [score(rows, member, truth, tasks)["roc_auc"] for member in members]
-    return {"model": model, **score(rows, np.mean(members, axis=0), truth, tasks), "seconds": seconds, "single_model_roc_auc": singles}
 
 
 def _cell(values: list[float]) -> str:
@@ -258,8 +241,6 @@ def main() -> None:
                         help="NAME=OPTIONS for `kchem train elembert`, one model each; the first makes the splits")
     parser.add_argument("--ensemble", nargs="+", type=ensemble_size, default=[], help="NAME:N: N models of elEmBERT variant NAME "
                         "(seeds S, S+1, ...; same rows and split), scored one by one and averaged")
-    parser.add_argument("--chemprop-ensemble", type=int, default=1, help="N: every chemprop run also trains with --pytorch-seed "
-                        "1 ... N-1 (same rows and split), scored one by one and averaged, as --ensemble does for elEmBERT")
     parser.add_argument("--limit", type=int, default=None, help="the first N rows of each dataset (a quick check)")
     args = parser.parse_args()
     args.ensemble = dict(args.ensemble)
