@@ -42,8 +42,10 @@ def assert_two_devices_match(module: str, dataset: str, limit: int, options: dic
 
 def main(request: str) -> None:
     from keras_chem.training.distribute import prepare_devices
+    from keras_chem.training.worker import keep_tensorflow_out_under_jax
 
     prepare_devices(2)
+    keep_tensorflow_out_under_jax()  # as in a fold worker
     from keras_chem.data.loaders import load_dataset
     from keras_chem.data.splits import Split
     from keras_chem.models.base import TaskInfo

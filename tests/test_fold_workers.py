@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -129,3 +131,20 @@ def test_summarize_marks_folds_not_trained_yet(tmp_path, bbbp_run):
     assert "Partial: 1 of 2 folds missing" in (out / "report.md").read_text()
     wrong = kchem(*train_args(out), "--only-fold", "7", check=False)
     assert wrong.returncode == 2 and "this run has folds 0..1" in wrong.stderr
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND") != "jax", reason="TensorFlow is the backend there")
+def test_a_jax_fold_worker_seeds_and_builds_elembert_without_tensorflow():
+    code = ("import sys\n"
+            "from keras_chem.training.worker import _warm_up\n"
+            "_warm_up('keras_chem.models.elembert')\n"
+            "from keras_chem.models.base import TaskInfo\n"
+            "from keras_chem.models.elembert import DEFAULTS, ElembertPreprocessor, build\n"
+            "from keras_chem.training.fold import seed_everything\n"
+            "seed_everything(0)\n"
+            "pre = ElembertPreprocessor(tokens='v0')\n"
+            "pre.fit_transform(['a'], ['CCO'], 'smiles')\n"
+            "build(DEFAULTS, pre, TaskInfo('classification', ['t']))\n"
+            "print(sys.modules.get('tensorflow') is not None)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "False", "a JAX fold worker imported TensorFlow"

@@ -94,12 +94,20 @@ def _warm_up(family: str | None) -> None:
     started ahead does this while the previous fold still trains."""
     import importlib
 
-    import keras  # noqa: F401
-
+    keep_tensorflow_out_under_jax()
     import keras_chem.training.fold  # noqa: F401
 
     if family:
         importlib.import_module(family)
+
+
+def keep_tensorflow_out_under_jax() -> None:
+    """A fold under JAX never uses TensorFlow, yet Keras's `set_random_seed` and keras-hub import it when
+    it is installed (4-5 s of a process's start, and its memory): make it unimportable in this process."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        sys.modules.setdefault("tensorflow", None)
 
 
 def worker_environment(devices, env: dict | None = None) -> dict:
