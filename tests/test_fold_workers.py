@@ -1,6 +1,7 @@
 """Folds run in fresh worker processes: memory does not build up over many folds, a crashed or
 killed fold is reported and retried alone, a diverged fold is named, and processes on one run
-directory (`--only-fold`) share the work and give the single-process summary."""
+directory (`--only-fold`) share the work and give the single-process summary; a JAX worker
+loads no TensorFlow."""
 
 import json
 import os
