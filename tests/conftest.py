@@ -9,11 +9,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # persistent cache keep every program (keras-chem keeps those over 0.2 s), so repeats load them.
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 # The tests train a few steps on tiny data, so compiling is most of their time: XLA's backend
-# optimisation level 0 compiles 3-4x faster under JAX (TensorFlow's pass barely changed) into slower
-# machine code of the same program (set here for the test processes and the `kchem` processes they
-# start; users and bench/ keep the default).
-if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+# optimisation level 0 compiles 3-4x faster under JAX, and without LLVM's expensive passes
+# TensorFlow's XLA compiles take a fifth less, into slower machine code of the same program (set here
+# for the test processes and the `kchem` processes they start; users and bench/ keep XLA's defaults).
+for flag in ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true"):
+    if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 
 
 def pytest_configure(config):

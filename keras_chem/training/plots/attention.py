@@ -56,6 +56,12 @@ def _scatter(ax, atoms, weights: np.ndarray) -> None:
 def attention_map(run_dir, n_shown: int = N_SHOWN) -> Path | None:
     """Write `attention.png` for the first `n_shown` test rows of the run's first finished fold; None when
     the run's readout is not a Set Transformer."""
+    from keras_chem.training.run_files import RunDirectory
+
+    run = RunDirectory(run_dir)
+    config = run.config()
+    if config.model_config.get("pooling") != "abp":
+        return None  # before importing Keras: the runner of any other model never loads it
     import io
 
     import keras
@@ -66,12 +72,7 @@ def attention_map(run_dir, n_shown: int = N_SHOWN) -> Path | None:
     from keras_chem.models.saving import load_model
     from keras_chem.structures.crystals import to_atoms
     from keras_chem.training.plots.figures import _figure, _grid, _save
-    from keras_chem.training.run_files import RunDirectory
 
-    run = RunDirectory(run_dir)
-    config = run.config()
-    if config.model_config.get("pooling") != "abp":
-        return None
     fold = next(k for k in run.fold_indices() if run.is_finished(k))
     model = load_model(run.fold(fold) / "model.keras")
     pool = model.get_layer("pool")
