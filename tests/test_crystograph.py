@@ -1,5 +1,5 @@
 """CrysToGraph end to end: training through the runner, predict() on pymatgen and ASE structures
-with bad ones reported, `.keras` round trip and a SavedModel reloaded by TensorFlow alone."""
+with bad ones reported, `.keras` round trip and a SavedModel reloaded by TensorFlow."""
 
 import json
 import subprocess

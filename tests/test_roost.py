@@ -1,6 +1,6 @@
 """Roost end to end: training through the runner on formulas and on crystal structures, predict() on
 formulas and a formula CSV with bad formulas reported, `embed`, `.keras` round trip, a SavedModel
-served by TensorFlow alone, and the two-device check (the last three, and the layers' padding and
+served by TensorFlow, and the two-device check (the last three, and the layers' padding and
 order tests, under both backends; the rest reads the run and predicts, as other families' tests do
 under both)."""
 
