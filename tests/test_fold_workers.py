@@ -28,13 +28,13 @@ def _maps_and_rss_mb(pid: int) -> tuple[int, float]:
 @LINUX
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND") != "tensorflow", reason="the XLA map build-up was seen under TensorFlow")
 def test_many_folds_keep_memory_maps_and_rss_flat(tmp_path):
-    out = tmp_path / "run"
+    out, folds = tmp_path / "run", 3
     # bbbp's molecules span 10-130 tokens: several bucket shapes per fold
-    process = start_kchem(*train_args(out, folds=3, extra=["--limit", "200", "--epochs", "1", "--tokens", "v0", "--seed", "1", "--layers", "1"]),
+    process = start_kchem(*train_args(out, folds=folds, extra=["--limit", "200", "--epochs", "1", "--tokens", "v0", "--seed", "1", "--layers", "1"]),
                           log=tmp_path / "log")
     runner, seen, deadline = {}, set(), time.time() + 600
     while process.poll() is None:
-        for k in range(3):
+        for k in range(folds):
             if k not in seen and (out / f"fold_{k}" / "metrics.json").exists():
                 seen.add(k)
                 runner[k] = _maps_and_rss_mb(process.pid)
@@ -42,8 +42,8 @@ def test_many_folds_keep_memory_maps_and_rss_flat(tmp_path):
         time.sleep(0.05)
     returncode, output = process.wait()
     assert returncode == 0, output[-3000:]
-    resources = [json.loads((out / f"fold_{k}" / "history.json").read_text())["resources"] for k in range(3)]
-    assert len({r["pid"] for r in resources}) == 3, "every fold trains in a process of its own"
+    resources = [json.loads((out / f"fold_{k}" / "history.json").read_text())["resources"] for k in range(folds)]
+    assert len({r["pid"] for r in resources}) == folds, "every fold trains in a process of its own"
     first, last = resources[0], resources[-1]
     # each worker starts from nothing: the last fold's worker maps no more than the first's
     assert last["memory_maps"] <= first["memory_maps"] * 1.05 + 100, resources
