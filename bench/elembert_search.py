@@ -28,20 +28,21 @@ from vs_chemprop import VARIANTS, backend_of, train_elembert, variant  # noqa: E
 
 RESULTS = HERE / "results"
 GRID = [
-    ("paper", "--no-distances --no-descriptors --no-atom-features --init none"),
-    ("tokens-pretrained", "--no-distances --no-descriptors --no-atom-features --init pretrained"),
-    ("scratch", "--no-descriptors --no-atom-features --init none"),
-    ("scratch-64d", "--no-descriptors --no-atom-features --init none --embed-dim 64 --heads 4 --layers 4 --ff-dim 128"),
-    ("pretrained", "--no-descriptors --no-atom-features --init pretrained"),
-    ("pretrained-patience20", "--no-descriptors --no-atom-features --init pretrained --patience 20"),
-    ("scratch-descriptors-dropout0.1", "--no-atom-features --init none --descriptor-dropout 0.1"),
-    ("pretrained-descriptors-dropout0.1", "--no-atom-features --init pretrained --descriptor-dropout 0.1"),
-    ("scratch-descriptors", "--no-atom-features --init none"),
-    ("pretrained-descriptors", "--no-atom-features --init pretrained"),
-    ("scratch-descriptors-seed1", "--no-atom-features --init none --seed 1"),
-    ("scratch-descriptors-atoms", "--init none"),
-    ("scratch-descriptors-atoms-seed1", "--init none --seed 1"),
-    ("pretrained-descriptors-atoms", "--init pretrained"),
+    ("paper", "--no-distances --no-descriptors --no-atom-features --no-bonds --init none"),
+    ("tokens-pretrained", "--no-distances --no-descriptors --no-atom-features --no-bonds --init pretrained"),
+    ("scratch", "--no-descriptors --no-atom-features --no-bonds --init none"),
+    ("scratch-64d", "--no-descriptors --no-atom-features --no-bonds --init none --embed-dim 64 --heads 4 --layers 4 --ff-dim 128"),
+    ("pretrained", "--no-descriptors --no-atom-features --no-bonds --init pretrained"),
+    ("pretrained-patience20", "--no-descriptors --no-atom-features --no-bonds --init pretrained --patience 20"),
+    ("scratch-descriptors-dropout0.1", "--no-atom-features --no-bonds --init none --descriptor-dropout 0.1"),
+    ("pretrained-descriptors-dropout0.1", "--no-atom-features --no-bonds --init pretrained --descriptor-dropout 0.1"),
+    ("scratch-descriptors", "--no-atom-features --no-bonds --init none"),
+    ("pretrained-descriptors", "--no-atom-features --no-bonds --init pretrained"),
+    ("scratch-descriptors-seed1", "--no-atom-features --no-bonds --init none --seed 1"),
+    ("scratch-descriptors-atoms", "--no-bonds --init none"),
+    ("scratch-descriptors-atoms-seed1", "--no-bonds --init none --seed 1"),
+    ("pretrained-descriptors-atoms", "--no-bonds --init pretrained"),
+    ("pretrained-descriptors-atoms-bonds", "--init pretrained"),
 ]
 
 
@@ -76,7 +77,8 @@ def write(results: list[dict]) -> str:
                              "chosen": chosen, "results": results})
     lines = [f"`bench/elembert_search.py` (each dataset's random seed-0 split of `bench/vs_chemprop.py`), {os.cpu_count()} CPU(s): "
              "candidates ranked by best validation loss; test rows not used.", "",
-             "A backend of — marks a run made before the scripts recorded it (and before `--atom-features` existed: none has atom features).",
+             "A backend of — marks a run made before the scripts recorded it (and before `--atom-features` existed: none has atom features). "
+             "Every run but the `-bonds` ones was made before `--bonds` existed and trained without bonds (`--no-bonds` repeats it today).",
              "", "| dataset | candidate | options | backend | best val loss | best epoch | epochs | seconds |", "|---|---|---|---|---|---|---|---|"]
     for dataset in datasets:
         for r in sorted((r for r in results if r["dataset"] == dataset), key=lambda r: r["best_val_loss"]):

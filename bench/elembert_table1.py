@@ -70,7 +70,7 @@ def run_one(dataset: str, tokens: str, split: str, args) -> dict:
     command = [
         sys.executable, "-m", "keras_chem.cli", "train", "elembert", "--dataset", dataset, "--tokens", tokens,
         "--split", split, "--folds", str(args.folds), "--epochs", str(args.epochs), "--patience", str(args.patience),
-        "--seed", "0", "--no-distances", "--no-descriptors", "--no-atom-features", "--init", "none", "--out", str(out),  # the paper's model, from scratch
+        "--seed", "0", "--no-distances", "--no-descriptors", "--no-atom-features", "--no-bonds", "--init", "none", "--out", str(out),  # the paper's model, from scratch
     ]
     if args.limit:
         command += ["--limit", str(args.limit)]

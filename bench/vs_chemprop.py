@@ -45,10 +45,12 @@ RESULTS = HERE / "results"
 CHEMPROP_VENV = HERE / ".chemprop-venv"
 CHEMPROP = "chemprop>=2.1,<3"
 TORCH = "torch==2.13.0"  # the CPU build this machine keeps on disk; a bare `torch` would fetch a CUDA build
-VARIANTS = [("paper", "--no-distances --no-descriptors --no-atom-features --init none"),
-            ("tokens-pretrained", "--no-distances --no-descriptors --no-atom-features --init pretrained"),
-            ("scratch", "--no-descriptors --no-atom-features --init none"), ("pretrained", "--no-descriptors --no-atom-features --init pretrained"),
-            ("pretrained-descriptors", "--no-atom-features --init pretrained"), ("pretrained-descriptors-atoms", "--init pretrained")]
+VARIANTS = [("paper", "--no-distances --no-descriptors --no-atom-features --no-bonds --init none"),
+            ("tokens-pretrained", "--no-distances --no-descriptors --no-atom-features --no-bonds --init pretrained"),
+            ("scratch", "--no-descriptors --no-atom-features --no-bonds --init none"),
+            ("pretrained", "--no-descriptors --no-atom-features --no-bonds --init pretrained"),
+            ("pretrained-descriptors", "--no-atom-features --no-bonds --init pretrained"),
+            ("pretrained-descriptors-atoms", "--no-bonds --init pretrained"), ("pretrained-descriptors-atoms-bonds", "--init pretrained")]
 
 
 def chemprop_bin() -> Path:

@@ -12,7 +12,7 @@ from keras_chem.models.elembert import DEFAULTS, PERIODIC, ElembertPreprocessor,
 
 @pytest.fixture(scope="module")
 def preprocessor():
-    pre = ElembertPreprocessor(tokens="v1", distances=True, descriptors=False)
+    pre = ElembertPreprocessor(tokens="v1", distances=True, descriptors=False, bonds=False)
     pre.fit_transform(["long"], ["CCCCCCCCO"], "smiles")
     return pre
 
@@ -85,15 +85,15 @@ def test_trains_saves_and_reloads(preprocessor, tmp_path):
 
 
 def test_a_default_run_on_smiles_exports_with_coordinates(tmp_path):
-    """`kchem train elembert` on SMILES: distances, descriptors and atom features on by default; the fold model
-    reloads and the SavedModel (tokens, coordinates, descriptors, atom_features) predicts what the folds do."""
+    """`kchem train elembert` on SMILES: distances, descriptors, atom features and bonds on by default; the fold model
+    reloads and the SavedModel (tokens, coordinates, descriptors, atom_features, bonds) predicts what the folds do."""
     from runs import check_round_trip_and_saved_model, kchem
 
     out = tmp_path / "run"
     kchem("train", "elembert", "--dataset", "bbbp", "--replicates", "1", "--limit", "48", "--epochs", "1", "--batch-size", "16", "--seed", "3",
           "--out", str(out))
     info = json.loads((out / "model_info.json").read_text())
-    assert all(info["preprocessor"][switch] is True for switch in ("distances", "descriptors", "atom_features"))
+    assert all(info["preprocessor"][switch] is True for switch in ("distances", "descriptors", "atom_features", "bonds"))
     check_round_trip_and_saved_model(out, ["CCO", "c1ccccc1O"], "smiles", tmp_path)
 
 

@@ -110,9 +110,12 @@ def test_the_shipped_encoders_are_the_default_init_and_fine_tune(name, distances
     model = FAMILY.build(config, pre, task)
     FAMILY.initialize(model, config["init"], config, pre)
     encoder = model.get_layer("elembert_encoder")
-    chemistry = encoder.get_layer("atom_feature_embedding").weights[0]  # on by default; the shipped encoders have none
-    assert not keras.ops.convert_to_numpy(chemistry).any()
-    pretrained_part = [keras.ops.convert_to_numpy(v) for v in encoder.weights if v.path != chemistry.path]
+    # atom features, and bonds beside distances: on by default; the shipped encoders have neither
+    fine_tuning_only = ("atom_feature_embedding", "bond_bias") if distances else ("atom_feature_embedding",)
+    assert {layer.name for layer in encoder.layers} & {"atom_feature_embedding", "bond_bias"} == set(fine_tuning_only)
+    chemistry = {v.path: v for name in fine_tuning_only for v in encoder.get_layer(name).weights}
+    assert len(chemistry) == len(fine_tuning_only) and not any(keras.ops.convert_to_numpy(v).any() for v in chemistry.values())
+    pretrained_part = [keras.ops.convert_to_numpy(v) for v in encoder.weights if v.path not in chemistry]
     for mine, shipped in zip(pretrained_part, weights, strict=True):
         np.testing.assert_array_equal(mine, shipped)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=FAMILY.loss(task, None, config))

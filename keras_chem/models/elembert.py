@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from keras_chem.data.types import Skip
+from keras_chem.featurizers.bonds import MAX_BONDS, bonded_atoms, too_many_bonds
 from keras_chem.featurizers.progress import map_rows
 from keras_chem.featurizers.tokens import PAD_ID, Vocabulary, element_tokens
 from keras_chem.models.base import Features, ModelFamily, PaddedPreprocessor, TaskInfo
@@ -33,7 +34,9 @@ DEFAULTS = {
     "descriptor_width": None,  # GELU units the descriptors pass through before meeting the [CLS] embedding (None: embed_dim)
     "descriptor_hidden_dropout": 0.0,  # on those units
     "atom_features": "auto",  # each atom's RDKit chemistry (degree, charge, hybridization, ...) added to its token embedding: as descriptors
+    "bonds": "auto",  # attention bias from the molecular graph (bonds apart, bond kind): as descriptors, with distances
 }
+SMILES_SWITCHES = ("descriptors", "atom_features", "bonds")  # read from the SMILES: V1 tokens of SMILES only, by default
 SWITCH_SETTINGS = {"auto": "auto", "true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
 NO_COORDINATES = "distance attention needs the atoms' 3-D coordinates: use --tokens v1"
 PERIODIC = "distance attention takes molecules; this structure is periodic"
@@ -41,7 +44,7 @@ NO_SMILES = "--{} takes molecules given as SMILES"
 
 
 def switch_setting(value, flag: str = "distances") -> bool | str:
-    """`--distances`, `--descriptors` or `--atom-features` as given (a bool, or auto/true/false/on/off/...) → True, False or "auto"."""
+    """`--distances`, `--descriptors`, `--atom-features` or `--bonds` as given (a bool, or auto/true/false/on/off/...) → True, False or "auto"."""
     if isinstance(value, bool):
         return value
     if str(value).lower() not in SWITCH_SETTINGS:
@@ -53,27 +56,29 @@ class ElembertPreprocessor(PaddedPreprocessor):
     """SMILES / structures / formulas → `tokens [n, L] int32` as `[CLS] atoms [SEP]`, 0-padded;
     with `distances`, also `coordinates [n, L, 3] float32` (Å, zero for [CLS], [SEP] and padding); with
     `descriptors`, also `descriptors [n, D] float32` (RDKit's, squashed: `featurizers/descriptors.py`); with
-    `atom_features`, also `atom_features [n, L, F] int8` (`featurizers/atom_features.py`, 0 where no atom).
+    `atom_features`, also `atom_features [n, L, F] int8` (`featurizers/atom_features.py`, 0 where no atom); with
+    `bonds`, also `bonds [n, L, MAX_BONDS, 2] int16` (`featurizers/bonds.py`).
     `"auto"` is settled by the kind of input (`settle`, which `featurize` calls): distances on for V1 tokens
-    of SMILES, descriptors and atom features too (a V0 model stays usable on structures and formulas), all
-    off otherwise.
+    of SMILES, descriptors, atom features and (with distances) bonds too (a V0 model stays usable on structures and
+    formulas), all off otherwise.
 
     `L` (the cap, `seq_len`) is taken from the data at `fit_transform` (longest sequence); with
     `max_atoms` set, a longer input is skipped and reported instead of truncated.
     """
 
-    padded_axes = {"tokens": (1,), "coordinates": (1,), "atom_features": (1,)}
+    padded_axes = {"tokens": (1,), "coordinates": (1,), "atom_features": (1,), "bonds": (1,)}
 
     def __init__(self, tokens: str = "v1", max_atoms: int | None = None, seq_len: int | None = None,
                  vocabulary=None, subelements: str = "default", subelements_sha256: str | None = None,
                  conformer_seed: int = CONFORMER_SEED, distances: bool | str = "auto", descriptors: bool | str = "auto",
-                 descriptor_names: list[str] | None = None, atom_features: bool | str = "auto"):
+                 descriptor_names: list[str] | None = None, atom_features: bool | str = "auto", bonds: bool | str = "auto"):
         if tokens not in TOKEN_SETS:
             raise ValueError(f"unknown token set {tokens!r}; choose one of {', '.join(TOKEN_SETS)}")
         self.distances = switch_setting(distances)
         self.descriptors = switch_setting(descriptors, "descriptors")
         self.descriptor_names = descriptor_names
         self.atom_features = switch_setting(atom_features, "atom-features")
+        self.bonds = switch_setting(bonds, "bonds")
         if self.distances is True and tokens != "v1":
             raise ValueError(NO_COORDINATES)
         if tokens != "v1":
@@ -109,9 +114,10 @@ class ElembertPreprocessor(PaddedPreprocessor):
     def settle(self, input_kind: str) -> None:
         if self.distances == "auto":
             self.distances = input_kind == "smiles"
-        for flag in ("descriptors", "atom_features"):
+        for flag in SMILES_SWITCHES:
             if getattr(self, flag) == "auto":
-                setattr(self, flag, input_kind == "smiles" and self.tokens == "v1")
+                # bonds only beside distances: without them the encoder has keras-hub's blocks, as its shipped encoder does
+                setattr(self, flag, input_kind == "smiles" and self.tokens == "v1" and (flag != "bonds" or self.distances))
             if getattr(self, flag) and input_kind != "smiles":
                 raise ValueError(NO_SMILES.format(flag.replace("_", "-")))
         if self.descriptors and self.descriptor_names is None:
@@ -120,14 +126,21 @@ class ElembertPreprocessor(PaddedPreprocessor):
             self.descriptor_names = descriptor_names()
 
     def featurize(self, ids: list[str], inputs: list[Any], input_kind: str) -> Features:
+        from keras_chem.structures.molecules import with_hydrogens
+
         self.settle(input_kind)
         kept, token_lists, structures, skipped = self._tokenize(ids, inputs, input_kind)
+        molecules = [_parsed(inputs[position]) for position in kept] if self.descriptors or self.atom_features or self.bonds else []
+        # with hydrogens: the atoms of the tokens
+        whole_molecules = [with_hydrogens(molecule) for molecule in molecules] if self.atom_features or self.bonds else []
         keep = []
         for row, (position, tokens) in enumerate(zip(kept, token_lists)):
             if self.max_atoms is not None and len(tokens) > self.max_atoms:
                 skipped.append(Skip(ids[position], f"{len(tokens)} atoms, over --max-atoms {self.max_atoms}"))
             elif self.distances and structures[row].pbc.any():
                 skipped.append(Skip(ids[position], PERIODIC))
+            elif self.bonds and (reason := too_many_bonds(whole_molecules[row])):
+                skipped.append(Skip(ids[position], reason))
             else:
                 keep.append(row)
         width = max((len(token_lists[row]) for row in keep), default=0) + 2
@@ -140,22 +153,25 @@ class ElembertPreprocessor(PaddedPreprocessor):
             arrays["coordinates"] = np.zeros((len(keep), width, 3), dtype=np.float32)
             for i, row in enumerate(keep):
                 arrays["coordinates"][i, 1 : 1 + len(structures[row])] = structures[row].positions
-        molecules = [_parsed(inputs[kept[row]]) for row in keep] if self.descriptors or self.atom_features else []
         if self.descriptors:
             from keras_chem.featurizers.descriptors import descriptor_functions, squashed_descriptors
 
             functions = descriptor_functions(self.descriptor_names)
             arrays["descriptors"] = np.zeros((len(keep), len(functions)), dtype=np.float32)
-            for i, molecule in enumerate(molecules):
-                arrays["descriptors"][i] = squashed_descriptors(molecule, functions)
+            for i, row in enumerate(keep):
+                arrays["descriptors"][i] = squashed_descriptors(molecules[row], functions)
         if self.atom_features:
             from keras_chem.featurizers.atom_features import FEATURES, atom_feature_ids
-            from keras_chem.structures.molecules import with_hydrogens
 
             arrays["atom_features"] = np.zeros((len(keep), width, len(FEATURES)), dtype=np.int8)
-            for i, molecule in enumerate(molecules):
-                ids_of_atoms = atom_feature_ids(with_hydrogens(molecule))
+            for i, row in enumerate(keep):
+                ids_of_atoms = atom_feature_ids(whole_molecules[row])
                 arrays["atom_features"][i, 1 : 1 + len(ids_of_atoms)] = ids_of_atoms
+        if self.bonds:
+            arrays["bonds"] = np.zeros((len(keep), width, MAX_BONDS, 2), dtype=np.int16)
+            for i, row in enumerate(keep):
+                bonds_of_atoms = bonded_atoms(whole_molecules[row])
+                arrays["bonds"][i, 1 : 1 + len(bonds_of_atoms)] = bonds_of_atoms
         return Features(kept=np.asarray(kept, dtype=np.int64)[keep], arrays=arrays, skipped=skipped)
 
     def over_cap_reason(self, size: int) -> str:
@@ -175,6 +191,8 @@ class ElembertPreprocessor(PaddedPreprocessor):
             from keras_chem.featurizers.atom_features import FEATURES
 
             signature["atom_features"] = ((self.cap, len(FEATURES)), "int8")
+        if self.bonds:
+            signature["bonds"] = ((self.cap, MAX_BONDS, 2), "int16")
         return signature
 
     def get_config(self) -> dict:
@@ -187,6 +205,7 @@ class ElembertPreprocessor(PaddedPreprocessor):
             "descriptors": self.descriptors,
             "descriptor_names": self.descriptor_names,
             "atom_features": self.atom_features,
+            "bonds": self.bonds,
         }
         if self.tokens == "v1":
             config.update(
@@ -276,14 +295,15 @@ class ElembertFamily(ModelFamily):
             raise ValueError(NO_COORDINATES)
         switch_setting(config["descriptors"], "descriptors")
         switch_setting(config["atom_features"], "atom-features")
+        switch_setting(config["bonds"], "bonds")
 
     def preprocessor(self, config: dict) -> ElembertPreprocessor:
         return ElembertPreprocessor(tokens=config["tokens"], max_atoms=config["max_atoms"], subelements=config["subelements"],
                                     distances=config["distances"], descriptors=config["descriptors"],
-                                    atom_features=config["atom_features"])
+                                    atom_features=config["atom_features"], bonds=config["bonds"])
 
     def preprocessor_from_config(self, config: dict) -> ElembertPreprocessor:
-        return ElembertPreprocessor(**{"distances": False, "descriptors": False, "atom_features": False, **config})  # as models saved before these options
+        return ElembertPreprocessor(**{"distances": False, "descriptors": False, "atom_features": False, "bonds": False, **config})  # as models saved before these options
 
     def build(self, config, preprocessor, task, target_stats=None):
         return build(config, preprocessor, task, target_stats)

@@ -20,6 +20,8 @@ from keras_chem.models.base import PRETRAIN_ENCODER_FILE, PRETRAIN_INFO_FILE, Pr
 
 MASK_RATE = 0.15
 ENCODER_SHAPE_KEYS = ("tokens", "embed_dim", "heads", "layers", "ff_dim", "positional", "distances")
+# switches whose weights a pretrained encoder may lack: a model fine-tuned with them starts them at zero
+FINE_TUNING_SWITCHES = {"atom_features": "atom_feature_embedding", "bonds": "bond_bias"}
 # in the package `keras_chem.weights`: with distance-biased attention (the default for molecules), and without
 SHIPPED_ENCODERS = ("elembert_mlm_v1_distances.npz", "elembert_mlm_v1.npz")
 SHIPPED_INIT = "pretrained"  # --init value naming the shipped encoder
@@ -99,9 +101,9 @@ MASKED_TOKENS = PretrainObjective(
     summary_metric="accuracy",
     default_datasets=MOLECULE_CORPUS,
     encoder_weights="encoder_weights.npz",
-    # descriptors: the encoder never sees them; atom features would give away much of a masked atom (its degree,
-    # hydrogens, hybridization), and a model fine-tuned with them starts their embedding at zero
-    defaults={"descriptors": False, "atom_features": False},
+    # descriptors: the encoder never sees them; atom features and bonds would give away much of a masked atom (its
+    # degree, hydrogens, hybridization), and a model fine-tuned with them starts their embedding and bias at zero
+    defaults={"descriptors": False, "atom_features": False, "bonds": False},
 )
 
 
@@ -151,13 +153,15 @@ def pretrained_encoder_weights(source: str, config: dict, preprocessor) -> list[
 
 def _mismatch(meta: dict, config: dict, preprocessor) -> str:
     """Why a pretrained encoder (its `meta`: config and preprocessor) does not fit; "" if it does."""
-    from keras_chem.models.elembert_encoder import encoder_config
+    from keras_chem.models.elembert_encoder import ENCODER_SWITCHES, encoder_config
 
     config = encoder_config(config, preprocessor)
-    pretrained = {**meta["config"], **{k: meta["preprocessor"].get(k, False) for k in ("distances", "atom_features")}}  # as settled
+    pretrained = {**meta["config"], **{k: meta["preprocessor"].get(k, False) for k in ENCODER_SWITCHES}}  # as settled
     mismatched = [k for k in ENCODER_SHAPE_KEYS if pretrained.get(k) != config.get(k)]
-    if pretrained["atom_features"] and not config.get("atom_features"):  # the other way round, they start at zero
-        mismatched.append("atom_features")
+    # the other way round, they start at zero
+    mismatched += [k for k in FINE_TUNING_SWITCHES if pretrained[k] and not config.get(k)]
+    if _biased(pretrained) != _biased(config) and not {"distances", "bonds"} & set(mismatched):
+        mismatched.append("bonds")  # without distances, bonds alone turn keras-hub's attention blocks into biased ones
     if mismatched:
         return ", ".join(f"{k}: pretrained {pretrained.get(k)!r} vs {config.get(k)!r}" for k in mismatched)
     if meta["preprocessor"]["vocabulary"]["tokens"] != preprocessor.vocabulary.tokens:
@@ -167,14 +171,25 @@ def _mismatch(meta: dict, config: dict, preprocessor) -> str:
     return ""
 
 
+def _biased(config: dict) -> bool:
+    """Whether the encoder's attention blocks take a pair bias (`BiasedTransformerEncoder`) rather than keras-hub's."""
+    return bool(config.get("distances") or config.get("bonds"))
+
+
 def set_encoder_weights(encoder, weights: list[np.ndarray]) -> None:
-    """`weights` (`pretrained_encoder_weights`) into `encoder`; an encoder pretrained without atom features
-    leaves this one's atom-feature embedding as it is (zero: the model starts as the pretrained one)."""
+    """`weights` (`pretrained_encoder_weights`) into `encoder`; the layers of `FINE_TUNING_SWITCHES` that an encoder
+    pretrained without them lacks stay as they are (zero: the model starts as the pretrained one)."""
+    import itertools
+
     from keras import ops
 
     variables = encoder.weights
-    if "atom_feature_embedding" in {layer.name for layer in encoder.layers} and len(weights) == len(variables) - 1:
-        table = encoder.get_layer("atom_feature_embedding").weights[0]
-        index = [variable.path for variable in variables].index(table.path)
-        weights = [*weights[:index], ops.convert_to_numpy(table), *weights[index:]]
-    encoder.set_weights(weights)
+    layer_names = {layer.name for layer in encoder.layers}
+    present = [name for name in FINE_TUNING_SWITCHES.values() if name in layer_names]
+    for lacking in itertools.chain.from_iterable(itertools.combinations(present, n) for n in range(len(present) + 1)):
+        kept = {variable.path for name in lacking for variable in encoder.get_layer(name).weights}
+        if [tuple(v.shape) for v in variables if v.path not in kept] == [tuple(w.shape) for w in weights]:
+            pretrained = iter(weights)
+            encoder.set_weights([ops.convert_to_numpy(v) if v.path in kept else next(pretrained) for v in variables])
+            return
+    encoder.set_weights(weights)  # raises with Keras's account of the mismatch
