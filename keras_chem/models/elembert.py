@@ -150,9 +150,7 @@ class ElembertPreprocessor(PaddedPreprocessor):
             sequences[i, : len(encoded)] = encoded
         arrays = {"tokens": sequences}
         if self.distances:
-            arrays["coordinates"] = np.zeros((len(keep), width, 3), dtype=np.float32)
-            for i, row in enumerate(keep):
-                arrays["coordinates"][i, 1 : 1 + len(structures[row])] = structures[row].positions
+            arrays["coordinates"] = _per_atom([structures[row].positions for row in keep], width, (3,), np.float32)
         if self.descriptors:
             from keras_chem.featurizers.descriptors import descriptor_functions, squashed_descriptors
 
@@ -163,15 +161,9 @@ class ElembertPreprocessor(PaddedPreprocessor):
         if self.atom_features:
             from keras_chem.featurizers.atom_features import FEATURES, atom_feature_ids
 
-            arrays["atom_features"] = np.zeros((len(keep), width, len(FEATURES)), dtype=np.int8)
-            for i, row in enumerate(keep):
-                ids_of_atoms = atom_feature_ids(whole_molecules[row])
-                arrays["atom_features"][i, 1 : 1 + len(ids_of_atoms)] = ids_of_atoms
+            arrays["atom_features"] = _per_atom([atom_feature_ids(whole_molecules[row]) for row in keep], width, (len(FEATURES),), np.int8)
         if self.bonds:
-            arrays["bonds"] = np.zeros((len(keep), width, MAX_BONDS, 2), dtype=np.int16)
-            for i, row in enumerate(keep):
-                bonds_of_atoms = bonded_atoms(whole_molecules[row])
-                arrays["bonds"][i, 1 : 1 + len(bonds_of_atoms)] = bonds_of_atoms
+            arrays["bonds"] = _per_atom([bonded_atoms(whole_molecules[row]) for row in keep], width, (MAX_BONDS, 2), np.int16)
         return Features(kept=np.asarray(kept, dtype=np.int64)[keep], arrays=arrays, skipped=skipped)
 
     def over_cap_reason(self, size: int) -> str:
@@ -212,6 +204,15 @@ class ElembertPreprocessor(PaddedPreprocessor):
                 subelements=self.subelements, subelements_sha256=self.subelements_sha256, conformer_seed=self.conformer_seed
             )
         return config
+
+
+def _per_atom(values: list[np.ndarray], width: int, shape: tuple, dtype) -> np.ndarray:
+    """Each row's per-atom values `[atoms, *shape]` in a `[rows, width, *shape]` array at the atoms' token positions
+    (after [CLS]), zero for [CLS], [SEP] and padding."""
+    array = np.zeros((len(values), width, *shape), dtype=dtype)
+    for i, value in enumerate(values):
+        array[i, 1 : 1 + len(value)] = value
+    return array
 
 
 def _parsed(smiles: str):
@@ -293,9 +294,8 @@ class ElembertFamily(ModelFamily):
     def check_config(self, config: dict) -> None:
         if switch_setting(config["distances"]) is True and config["tokens"] != "v1":
             raise ValueError(NO_COORDINATES)
-        switch_setting(config["descriptors"], "descriptors")
-        switch_setting(config["atom_features"], "atom-features")
-        switch_setting(config["bonds"], "bonds")
+        for flag in SMILES_SWITCHES:
+            switch_setting(config[flag], flag.replace("_", "-"))
 
     def preprocessor(self, config: dict) -> ElembertPreprocessor:
         return ElembertPreprocessor(tokens=config["tokens"], max_atoms=config["max_atoms"], subelements=config["subelements"],
