@@ -78,7 +78,8 @@ def write(results: list[dict]) -> str:
     lines = [f"`bench/elembert_search.py` (each dataset's random seed-0 split of `bench/vs_chemprop.py`), {os.cpu_count()} CPU(s): "
              "candidates ranked by best validation loss; test rows not used.", "",
              "A backend of — marks a run made before the scripts recorded it (and before `--atom-features` existed: none has atom features). "
-             "Every run but the `-bonds` ones was made before `--bonds` existed and trained without bonds (`--no-bonds` repeats it today).",
+             "Every run but the `-bonds` candidate and the optimizer candidates (`lr3e-4`, `adamw0.05`, `cosine50`) was made before `--bonds` "
+             "existed and trained without bonds (`--no-bonds` repeats it today).",
              "", "| dataset | candidate | options | backend | best val loss | best epoch | epochs | seconds |", "|---|---|---|---|---|---|---|---|"]
     for dataset in datasets:
         for r in sorted((r for r in results if r["dataset"] == dataset), key=lambda r: r["best_val_loss"]):

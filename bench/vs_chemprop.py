@@ -8,7 +8,9 @@ early stopping; 30 was chemprop 1's), keeping its best-validation-loss checkpoin
 that this script creates (`bench/.chemprop-venv`: chemprop 2.x from PyPI, not a keras-chem dependency).
 Every `--elembert NAME=OPTIONS` variant after the first replays the first's `splits.json`; with `--ensemble NAME:N`
 that variant also trains with seeds S+1 ... S+N-1 on the same split, and the mean of the N models' probabilities is
-scored too (a fold ensemble's gain over its single models, on rows none of them saw). All test predictions
+scored too (a fold ensemble's gain over its single models, on rows none of them saw). A variant whose OPTIONS say
+`--init {transfer}` fine-tunes the encoder of an elEmBERT trained first, on that split, on the labels of `--transfer`
+(ToxCast's 617 assays by default) without the split's test molecules (`transfer_run`). All test predictions
 are scored by one function, `keras_chem.metrics.classification.binary_metrics`: the mean over tasks of ROC-AUC
 and PR-AUC, a task with one class among its labelled test rows left out (chemprop's own logged test ROC-AUC, also a
 mean over tasks, agrees with it to 1e-7 on Tox21's twelve).
@@ -51,6 +53,7 @@ VARIANTS = [("paper", "--no-distances --no-descriptors --no-atom-features --no-b
             ("pretrained", "--no-descriptors --no-atom-features --no-bonds --init pretrained"),
             ("pretrained-descriptors", "--no-atom-features --no-bonds --init pretrained"),
             ("pretrained-descriptors-atoms", "--no-bonds --init pretrained"), ("pretrained-descriptors-atoms-bonds", "--init pretrained")]
+TRANSFER = "{transfer}"  # in a variant's options: the run directory of `transfer_run` for that variant and split
 
 
 def chemprop_bin() -> Path:
@@ -139,6 +142,46 @@ def train_chemprop(out: Path, run: Path, tasks: list[str], epochs: int, patience
     return test_rows, probabilities, json.loads((out / "wall_seconds.json").read_text())["seconds"]
 
 
+def parent_key(smiles: str) -> str:
+    """The largest fragment's canonical SMILES without stereo: a salt, a stereoisomer or another SMILES of a test molecule
+    matches it."""
+    from rdkit import Chem, rdBase
+
+    with rdBase.BlockLogs():
+        molecule = Chem.MolFromSmiles(smiles)
+        if molecule is None:
+            return "raw:" + smiles
+        largest = max(Chem.GetMolFrags(molecule, asMols=True), key=lambda fragment: fragment.GetNumAtoms())
+        return Chem.MolToSmiles(largest, isomericSmiles=False)
+
+
+def transfer_run(out: Path, first: Path, dataset: str, seed: int, options: str, args) -> tuple[Path, float]:
+    """elEmBERT trained on `dataset`'s labels (supervised pretraining), split by the split of `first`: a `dataset` row
+    whose parent molecule (`parent_key`) is a test molecule there is a test row here (never trained or validated on),
+    one that is a validation molecule there is a validation row here (so the fine-tuned model's validation loss, which
+    stops it, is on molecules its encoder never trained on); the others are training rows. A variant's
+    `--init {transfer}` starts from the encoder of this run. Its directory and wall time."""
+    from keras_chem.data.loaders import load_dataset
+    from keras_chem.io import atomic_write_json
+
+    splits = out.parent / f"{out.name}-splits.json"
+    if not splits.exists():
+        config = json.loads((first / "config.json").read_text())
+        benchmark = load_dataset(config["dataset"], limit=config.get("limit"))
+        smiles = dict(zip(benchmark.rows.tolist(), benchmark.inputs))
+        split = json.loads((first / "splits.json").read_text())[0]
+        test, validation = ({parent_key(smiles[row]) for row in split[part]} for part in ("test", "val"))
+        source = load_dataset(dataset, limit=args.limit)
+        keys = [parent_key(text) for text in source.inputs]
+        parts = {"train": [], "val": [], "test": []}
+        for row, key in zip(source.rows.tolist(), keys):
+            parts["test" if key in test else "val" if key in validation else "train"].append(row)
+        if not parts["test"]:
+            raise SystemExit(f"{dataset} has none of the test molecules of {first}: nothing to hold out, transfer as is")
+        atomic_write_json(splits, [parts])
+    return out, train_elembert(out, dataset, "", seed, options, splits, args)
+
+
 def score(rows: list[int], probabilities: np.ndarray, truth: dict[int, np.ndarray], tasks: list[str]) -> dict:
     from keras_chem.metrics.classification import binary_metrics
 
@@ -151,7 +194,14 @@ def one_split(dataset: str, split: str, seed: int, args) -> list[dict]:
     results, first = [], None
     for name, options in args.elembert:
         out = base / f"elembert-{name}"
-        seconds = train_elembert(out, dataset, split, seed, options, first and first / "splits.json", args)
+        pretraining = 0.0
+        if TRANSFER in options:
+            if first is None:
+                raise SystemExit(f"--elembert {name}: {TRANSFER} needs the split of an earlier variant; list one before it")
+            source, pretraining = transfer_run(base / f"{args.transfer}-for-{name}", first, args.transfer, seed,
+                                               options.replace(TRANSFER, "pretrained"), args)
+            options = options.replace(TRANSFER, str(source))
+        seconds = pretraining + train_elembert(out, dataset, split, seed, options, first and first / "splits.json", args)
         rows, targets, probabilities, variant_tasks = elembert_predictions(out)
         if first is None:
             first, truth, tasks = out, dict(zip(rows, targets)), variant_tasks
@@ -243,6 +293,8 @@ def main() -> None:
                         help="NAME=OPTIONS for `kchem train elembert`, one model each; the first makes the splits")
     parser.add_argument("--ensemble", nargs="+", type=ensemble_size, default=[], help="NAME:N: N models of elEmBERT variant NAME "
                         "(seeds S, S+1, ...; same rows and split), scored one by one and averaged")
+    parser.add_argument("--transfer", default="toxcast", help=f"the dataset whose labels a variant's `--init {TRANSFER}` "
+                        "pretrains on (per split, without the split's test molecules)")
     parser.add_argument("--limit", type=int, default=None, help="the first N rows of each dataset (a quick check)")
     args = parser.parse_args()
     args.ensemble = dict(args.ensemble)

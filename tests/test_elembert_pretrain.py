@@ -55,6 +55,24 @@ def test_pretrain_then_init_transfers_the_encoder(tmp_path):
         pretrain(FAMILY, "ssl", ["bbbp"], V0, tmp_path / "other")
 
 
+def test_a_trained_model_passes_its_encoder_on(bbbp_run):
+    """Supervised transfer: `--init RUN` starts a model for other labels from the encoder of a `kchem train elembert` run."""
+    from keras_chem.models.saving import load_model
+
+    trained = load_model(bbbp_run / "fold_0" / "model.keras").get_layer("elembert_encoder").get_weights()
+    config = resolve_model_config(FAMILY, {"tokens": "v0", "layers": 1})  # the run's (`runs.TINY`)
+    pre = FAMILY.preprocessor(config)
+    pre.fit_transform(["a", "b"], ["CCO", "c1ccccc1N"], "smiles")
+    model = FAMILY.build(config, pre, TaskInfo("classification", ["another assay"]))
+    FAMILY.initialize(model, str(bbbp_run), config, pre)
+    for mine, theirs in zip(model.get_layer("elembert_encoder").get_weights(), trained, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+    wider = {**config, "embed_dim": 64}
+    with pytest.raises(ValueError, match="embed_dim: pretrained 32 vs 64"):
+        FAMILY.initialize(FAMILY.build(wider, pre, TaskInfo("classification", ["t"])), str(bbbp_run), wider, pre)
+
+
 @pytest.mark.backend_independent
 def test_corpus_knows_a_molecule_by_its_canonical_smiles():
     """ToxCast's first rows are mostly Tox21 molecules spelled differently: excluding Tox21 must

@@ -310,11 +310,11 @@ class ElembertFamily(ModelFamily):
 
     def initialize(self, model, source, config, preprocessor):
         """The shipped or a `kchem pretrain elembert` encoder, after checking it fits this model."""
-        from keras_chem.models.elembert_pretrain import pretrained_encoder_weights, set_encoder_weights
+        from keras_chem.models.elembert_pretrain import ENCODER_LAYER, pretrained_encoder_weights, set_encoder_weights
 
         weights = pretrained_encoder_weights(source, config, preprocessor)
         if weights is not None:
-            set_encoder_weights(model.get_layer("elembert_encoder"), weights)
+            set_encoder_weights(model.get_layer(ENCODER_LAYER), weights)
 
 
 FAMILY = ElembertFamily()

@@ -26,6 +26,8 @@ FINE_TUNING_SWITCHES = {"atom_features": "atom_feature_embedding", "bonds": "bon
 SHIPPED_ENCODERS = ("elembert_mlm_v1_distances.npz", "elembert_mlm_v1.npz")
 SHIPPED_INIT = "pretrained"  # --init value naming the shipped encoder
 AUTO_INIT = "auto"  # elEmBERT's default --init: the shipped encoder when the model fits it
+TRAINED_MODEL = "fold_0/model.keras"  # --init RUN: the encoder of a `kchem train elembert` run's first model
+ENCODER_LAYER = "elembert_encoder"
 
 
 def build_mlm(config: dict, preprocessor):
@@ -118,9 +120,10 @@ def pretrained_encoder_weights(source: str, config: dict, preprocessor) -> list[
     """The weights of the encoder `--init` names, after checking it fits the model being built.
 
     `source`: `pretrained` (the shipped encoder that fits), `auto` (the shipped encoder that fits,
-    else None: a random initialisation), a `kchem pretrain` output directory or its `encoder_weights.npz`.
+    else None: a random initialisation), a `kchem pretrain` output directory or its `encoder_weights.npz`, or a
+    `kchem train elembert` run directory (supervised transfer: the encoder of its first model, trained on other labels).
     """
-    from keras_chem.models.saving import load_encoder_weights
+    from keras_chem.models.saving import load_encoder_weights, load_model
 
     if source in (AUTO_INIT, SHIPPED_INIT):
         problems = []
@@ -134,21 +137,32 @@ def pretrained_encoder_weights(source: str, config: dict, preprocessor) -> list[
             return None
         raise ValueError(f"--init pretrained: no shipped encoder fits this model ({'; '.join(problems)}); --init none trains from scratch")
     path = Path(source)
-    if path.is_dir():
-        from keras_chem.models.saving import load_model
-
-        if not (path / PRETRAIN_INFO_FILE).exists():
-            raise FileNotFoundError(f"--init {source}: no {PRETRAIN_INFO_FILE}; pass a `kchem pretrain` output directory")
+    if path.is_dir() and (path / PRETRAIN_INFO_FILE).exists():
         meta = json.loads((path / PRETRAIN_INFO_FILE).read_text())
-        weights = None
+        read_weights = lambda: load_model(path / PRETRAIN_ENCODER_FILE).get_weights()  # noqa: E731
+    elif path.is_dir() and (path / TRAINED_MODEL).exists():
+        meta = _trained_model_meta(path)
+        read_weights = lambda: load_model(path / TRAINED_MODEL).get_layer(ENCODER_LAYER).get_weights()  # noqa: E731
     elif path.suffix == ".npz" and path.exists():
         weights, meta = load_encoder_weights(path)
+        read_weights = lambda: weights  # noqa: E731
     else:
-        raise FileNotFoundError(f"--init {source}: no such `kchem pretrain` output directory or encoder .npz")
+        raise FileNotFoundError(f"--init {source}: neither a `kchem pretrain` output directory (its {PRETRAIN_INFO_FILE}), an "
+                                f"encoder .npz nor a finished `kchem train elembert` run directory (its {TRAINED_MODEL})")
     problem = _mismatch(meta, config, preprocessor)
     if problem:
         raise ValueError(f"--init {source} does not fit this model ({problem}); --init none trains from scratch")
-    return weights if weights is not None else load_model(path / PRETRAIN_ENCODER_FILE).get_weights()
+    return read_weights()
+
+
+def _trained_model_meta(run: Path) -> dict:
+    """The `meta` of an encoder npz for the encoder of a `kchem train elembert` run (its configuration and fitted preprocessor)."""
+    from keras_chem.training.run_files import RunDirectory
+
+    info = RunDirectory(run).model_info()
+    if info["model"] != "elembert":
+        raise ValueError(f"--init {run}: a {info['model']} run, not an elEmBERT one")
+    return {"config": json.loads((run / "config.json").read_text())["model_config"], "preprocessor": info["preprocessor"]}
 
 
 def _mismatch(meta: dict, config: dict, preprocessor) -> str:
