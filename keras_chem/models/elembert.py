@@ -309,7 +309,7 @@ class ElembertFamily(ModelFamily):
         return build(config, preprocessor, task, target_stats)
 
     def initialize(self, model, source, config, preprocessor):
-        """The shipped or a `kchem pretrain elembert` encoder, after checking it fits this model."""
+        """The shipped, a `kchem pretrain elembert` or a trained run's encoder, after checking it fits this model."""
         from keras_chem.models.elembert_pretrain import ENCODER_LAYER, pretrained_encoder_weights, set_encoder_weights
 
         weights = pretrained_encoder_weights(source, config, preprocessor)

@@ -157,9 +157,7 @@ def pretrained_encoder_weights(source: str, config: dict, preprocessor) -> list[
 
 def _trained_model_meta(run: Path) -> dict:
     """The `meta` of an encoder npz for the encoder of a `kchem train elembert` run (its configuration and fitted preprocessor)."""
-    from keras_chem.training.run_files import RunDirectory
-
-    info = RunDirectory(run).model_info()
+    info = json.loads((run / "model_info.json").read_text())
     if info["model"] != "elembert":
         raise ValueError(f"--init {run}: a {info['model']} run, not an elEmBERT one")
     return {"config": json.loads((run / "config.json").read_text())["model_config"], "preprocessor": info["preprocessor"]}
