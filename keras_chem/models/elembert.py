@@ -174,17 +174,12 @@ class ElembertPreprocessor(PaddedPreprocessor):
         return np.count_nonzero(arrays["tokens"] != PAD_ID, axis=1)
 
     def input_signature(self) -> dict:
-        signature = {"tokens": ((self.cap,), "int32")}
-        if self.distances:
-            signature["coordinates"] = ((self.cap, 3), "float32")
+        from keras_chem.models.elembert_encoder import ENCODER_INPUT_SHAPES, ENCODER_SWITCHES, encoder_input_names
+
+        names = encoder_input_names({switch: getattr(self, switch) for switch in ENCODER_SWITCHES})
+        signature = {name: ((self.cap, *ENCODER_INPUT_SHAPES[name][0][1:]), ENCODER_INPUT_SHAPES[name][1]) for name in names}
         if self.descriptors:
             signature["descriptors"] = ((len(self.descriptor_names),), "float32")
-        if self.atom_features:
-            from keras_chem.featurizers.atom_features import FEATURES
-
-            signature["atom_features"] = ((self.cap, len(FEATURES)), "int8")
-        if self.bonds:
-            signature["bonds"] = ((self.cap, MAX_BONDS, 2), "int16")
         return signature
 
     def get_config(self) -> dict:
